@@ -1,6 +1,11 @@
-#include <napi.h>
-Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("version", Napi::String::New(env, "0.1.0"));
+// moescope.node entry point.
+#include "binding/registry.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  using namespace moescope::binding;
+  register_model(env, exports);
+  register_tokenizer(env, exports);
+  register_quant(env, exports);
   return exports;
 }
 NODE_API_MODULE(moescope, Init)

@@ -1,0 +1,40 @@
+// Weight types: the registry of every tensor element type moescope reads (ggml's numbering, as in
+// GGUF files), with an exact dequantiser and fused dot kernels that never materialise dequantised
+// weights. Activations are always float32; accumulation is float32.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace moescope {
+
+enum class GgmlType : uint32_t {
+  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
+  I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, BF16 = 30,
+};
+
+struct TypeTraits {
+  const char* name;        // "Q4_K"
+  int64_t block_size;      // elements per block (1 for F32/F16/BF16)
+  size_t type_size;        // bytes per block
+  bool supported;          // false: known to GGUF, but moescope cannot compute with it
+  // Dequantise n elements (n % block_size == 0) of one row.
+  void (*to_float)(const void* src, float* dst, int64_t n);
+  // Fused dot products of ONE weight row (n elements, n % block_size == 0) with `ntok` float32
+  // activation rows x[t*ldx .. t*ldx+n), writing out[t*ldo]. ntok >= 1; the weight row is decoded
+  // once per block and reused across the ntok rows (prefill), ntok == 1 is the decode GEMV.
+  void (*dot)(const void* w_row, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo);
+  // Quantise n floats into the format (used by `moescope synth` and tests); nullptr if unsupported.
+  void (*from_float)(const float* src, void* dst, int64_t n);
+};
+
+// nullptr for an id GGUF does not define.
+const TypeTraits* type_traits(uint32_t type_id);
+inline const TypeTraits* type_traits(GgmlType t) { return type_traits((uint32_t)t); }
+// Bytes of a row of n elements (n % block_size == 0).
+inline size_t row_bytes(const TypeTraits& tt, int64_t n) { return (size_t)(n / tt.block_size) * tt.type_size; }
+
+// Which kernel family the fused dots use ("avx2+fma", "scalar"); decided once at start-up.
+const char* dot_kernel_name();
+
+}  // namespace moescope
