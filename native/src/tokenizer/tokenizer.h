@@ -31,12 +31,15 @@ class Tokenizer {
 
   // HF tokenizer.json (+ optional tokenizer_config.json / config.json for bos/eos) -> spec.
   static TokenizerSpec spec_from_hf(const Json& tokenizer_json, const std::string& source);
+  // tokenizer_config.json: its bos_token / eos_token / pad_token / add_bos_token override the
+  // defaults spec_from_hf derived from token names.
+  static void apply_hf_config(TokenizerSpec& spec, const Json& tokenizer_config);
 
   // Encode UTF-8 text. parse_special: "<|header_start|>" etc. become single tokens.
   std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const;
   // The raw bytes of one token (special tokens give their text). Throws on an out-of-range id.
   std::string token_bytes(int32_t id) const;
-  std::string decode(const std::vector<int32_t>& ids) const;  // concatenated bytes (may be invalid UTF-8 mid-sequence)
+  std::string decode(const std::vector<int32_t>& ids) const;  // concatenated bytes (may be invalid UTF-8 mid-sequence); throws on a bad id
   int32_t token_id(std::string_view token_text) const;        // -1 if absent (exact vocab string)
 
   const TokenizerSpec& spec() const { return spec_; }
@@ -52,7 +55,9 @@ class Tokenizer {
 // Streaming detokenizer: feed token bytes, get back only complete UTF-8 characters.
 class Utf8Stream {
  public:
-  std::string push(const std::string& bytes);  // returns the longest valid prefix, holds the rest
+  // Returns every complete character so far, holding back only an unfinished last one (at most 3
+  // bytes); a stretch that can never become valid comes out at once as U+FFFD, so output is valid UTF-8.
+  std::string push(const std::string& bytes);
   std::string flush();                         // whatever is left (invalid sequences as U+FFFD)
  private:
   std::string pending_;
