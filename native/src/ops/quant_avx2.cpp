@@ -1,0 +1,358 @@
+// AVX2 + FMA + F16C fused dot kernels, one per weight type, chosen at start-up by quant.cpp when
+// the CPU has all three features. The rest of the build is baseline x86-64, so only the functions
+// in this file are compiled for AVX2 (a target pragma, the per-function attribute applied to a
+// whole region, so helper templates inherit it too); nothing here may run before
+// avx2_available() said yes. On other architectures this file compiles to "not available".
+//
+// Numerics: activations stay float32 and every weight is decoded to the float value ggml's
+// dequantiser gives (up to one rounding where an FMA fuses ggml's multiply and subtract), then
+// multiplied in float32 and accumulated in float32 vectors. So the result equals the dot of the
+// dequantised row up to summation-order rounding.
+//
+// Shape of every kernel:
+//   ntok == 1 (decode, memory-bound GEMV): each block is decoded straight into registers and
+//             multiplied into 4 accumulators; one pass over the weight bytes, no scratch.
+//   ntok  > 1 (prefill): 256 weights at a time are decoded once into a 1 KiB scratch, then each
+//             group of up to 8 activation rows multiplies the scratch (8 independent FMA chains).
+#include "ops/quant_blocks.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+namespace moescope::quant {
+namespace {
+
+#define MS_INLINE inline __attribute__((always_inline))
+
+MS_INLINE float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+MS_INLINE float half_to_float(f16_bits h) { return _cvtsh_ss(h); }
+
+// 8 bytes (low half of v) as 8 floats.
+MS_INLINE __m256 u8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
+MS_INLINE __m256 i8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
+MS_INLINE __m128i hi64(__m128i v) { return _mm_unpackhi_epi64(v, v); }
+
+// ---- sinks: where a decoder's vectors go. A decoder calls sink(off, w0..w3) with 32 consecutive
+// decoded weights starting at element `off` of the current block. ----
+
+// Decode GEMV: multiply into the activation row right away.
+struct DotSink {
+  const float* x;  // activations of the current block
+  __m256 a0, a1, a2, a3;
+  MS_INLINE void operator()(int off, __m256 w0, __m256 w1, __m256 w2, __m256 w3) {
+    a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + off + 0), a0);
+    a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + off + 8), a1);
+    a2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x + off + 16), a2);
+    a3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x + off + 24), a3);
+  }
+  MS_INLINE float total() const { return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))); }
+};
+
+// Prefill: fill the scratch of the current block.
+struct StoreSink {
+  float* y;
+  MS_INLINE void operator()(int off, __m256 w0, __m256 w1, __m256 w2, __m256 w3) {
+    _mm256_store_ps(y + off + 0, w0);
+    _mm256_store_ps(y + off + 8, w1);
+    _mm256_store_ps(y + off + 16, w2);
+    _mm256_store_ps(y + off + 24, w3);
+  }
+};
+
+// ---- block decoders (ggml's dequantize_row_* in vector form) ----
+
+struct Q8_0 {
+  using block = block_q8_0;
+  static constexpr int QK = QK8_0;
+  template <class Sink>
+  static MS_INLINE void decode(const block* b, Sink& s) {
+    const __m256 d = _mm256_set1_ps(half_to_float(b->d));
+    const __m128i lo = _mm_loadu_si128((const __m128i*)b->qs);
+    const __m128i hi = _mm_loadu_si128((const __m128i*)(b->qs + 16));
+    s(0, _mm256_mul_ps(i8_to_f32(lo), d), _mm256_mul_ps(i8_to_f32(hi64(lo)), d),
+      _mm256_mul_ps(i8_to_f32(hi), d), _mm256_mul_ps(i8_to_f32(hi64(hi)), d));
+  }
+};
+
+struct Q4_0 {
+  using block = block_q4_0;
+  static constexpr int QK = QK4_0;
+  template <class Sink>
+  static MS_INLINE void decode(const block* b, Sink& s) {
+    const __m256 d = _mm256_set1_ps(half_to_float(b->d));
+    const __m256 eight = _mm256_set1_ps(8.0f);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m128i v = _mm_loadu_si128((const __m128i*)b->qs);
+    const __m128i lo = _mm_and_si128(v, m4);                     // elements 0..15
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);  // elements 16..31
+    // (q - 8) is an exact small integer, so this is ggml's (q - 8) * d bit for bit.
+    s(0, _mm256_mul_ps(_mm256_sub_ps(u8_to_f32(lo), eight), d),
+      _mm256_mul_ps(_mm256_sub_ps(u8_to_f32(hi64(lo)), eight), d),
+      _mm256_mul_ps(_mm256_sub_ps(u8_to_f32(hi), eight), d),
+      _mm256_mul_ps(_mm256_sub_ps(u8_to_f32(hi64(hi)), eight), d));
+  }
+};
+
+// 32 unsigned quants (bytes of q) -> d*q - m, 4 vectors into the sink at `off`.
+template <class Sink>
+MS_INLINE void affine32(__m256i q, float d, float m, int off, Sink& s) {
+  const __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  s(off, _mm256_fmsub_ps(u8_to_f32(lo), dv, mv), _mm256_fmsub_ps(u8_to_f32(hi64(lo)), dv, mv),
+    _mm256_fmsub_ps(u8_to_f32(hi), dv, mv), _mm256_fmsub_ps(u8_to_f32(hi64(hi)), dv, mv));
+}
+
+struct Q4_K {
+  using block = block_q4_K;
+  static constexpr int QK = QK_K;
+  template <class Sink>
+  static MS_INLINE void decode(const block* b, Sink& s) {
+    const float d = half_to_float(b->d), dmin = half_to_float(b->dmin);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int j = 0; j < 4; ++j) {
+      uint8_t sc0, m0, sc1, m1;
+      get_scale_min_k4(2 * j, b->scales, &sc0, &m0);
+      get_scale_min_k4(2 * j + 1, b->scales, &sc1, &m1);
+      const __m256i v = _mm256_loadu_si256((const __m256i*)(b->qs + 32 * j));
+      affine32(_mm256_and_si256(v, m4), d * sc0, dmin * m0, 64 * j, s);
+      affine32(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), d * sc1, dmin * m1, 64 * j + 32, s);
+    }
+  }
+};
+
+struct Q5_K {
+  using block = block_q5_K;
+  static constexpr int QK = QK_K;
+  template <class Sink>
+  static MS_INLINE void decode(const block* b, Sink& s) {
+    const float d = half_to_float(b->d), dmin = half_to_float(b->dmin);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    const __m256i qh = _mm256_loadu_si256((const __m256i*)b->qh);
+    for (int j = 0; j < 4; ++j) {
+      uint8_t sc0, m0, sc1, m1;
+      get_scale_min_k4(2 * j, b->scales, &sc0, &m0);
+      get_scale_min_k4(2 * j + 1, b->scales, &sc1, &m1);
+      // Bit 2j of qh[l] is the fifth bit of sub-block 2j, bit 2j+1 that of sub-block 2j+1.
+      const __m256i bit0 = _mm256_set1_epi8((char)(1 << (2 * j))), bit1 = _mm256_set1_epi8((char)(2 << (2 * j)));
+      const __m256i h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit0), bit0), sixteen);
+      const __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit1), bit1), sixteen);
+      const __m256i v = _mm256_loadu_si256((const __m256i*)(b->qs + 32 * j));
+      affine32(_mm256_or_si256(_mm256_and_si256(v, m4), h0), d * sc0, dmin * m0, 64 * j, s);
+      affine32(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1), d * sc1, dmin * m1, 64 * j + 32, s);
+    }
+  }
+};
+
+// 32 signed quants -> (d*sc) * q with one scale per 16 elements, into the sink at `off`.
+template <class Sink>
+MS_INLINE void scaled32(__m256i q, float ds0, float ds1, int off, Sink& s) {
+  const __m256 d0 = _mm256_set1_ps(ds0), d1 = _mm256_set1_ps(ds1);
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  s(off, _mm256_mul_ps(i8_to_f32(lo), d0), _mm256_mul_ps(i8_to_f32(hi64(lo)), d0),
+    _mm256_mul_ps(i8_to_f32(hi), d1), _mm256_mul_ps(i8_to_f32(hi64(hi)), d1));
+}
+
+struct Q6_K {
+  using block = block_q6_K;
+  static constexpr int QK = QK_K;
+  template <class Sink>
+  static MS_INLINE void decode(const block* b, Sink& s) {
+    const float d = half_to_float(b->d);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
+    const __m256i bias = _mm256_set1_epi8(32);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = b->ql + 64 * h;
+      const int8_t* sc = b->scales + 8 * h;
+      const __m256i a = _mm256_loadu_si256((const __m256i*)ql);         // ql[l]
+      const __m256i c = _mm256_loadu_si256((const __m256i*)(ql + 32));  // ql[l + 32]
+      const __m256i qh = _mm256_loadu_si256((const __m256i*)(b->qh + 32 * h));
+      // Two high bits per element: qh bits 0-1, 2-3, 4-5, 6-7 feed elements l, l+32, l+64, l+96;
+      // each lands in bits 4-5 (the 16-bit shifts never carry a neighbour's bits past the masks).
+      const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4);
+      const __m256i h2 = _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30);
+      const __m256i h3 = _mm256_and_si256(qh, m30);
+      const __m256i h4 = _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30);
+      const __m256i q1 = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(a, m4), h1), bias);
+      const __m256i q2 = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(c, m4), h2), bias);
+      const __m256i q3 = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), h3), bias);
+      const __m256i q4 = _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4), h4), bias);
+      scaled32(q1, d * sc[0], d * sc[1], 128 * h + 0, s);
+      scaled32(q2, d * sc[2], d * sc[3], 128 * h + 32, s);
+      scaled32(q3, d * sc[4], d * sc[5], 128 * h + 64, s);
+      scaled32(q4, d * sc[6], d * sc[7], 128 * h + 96, s);
+    }
+  }
+};
+
+// ---- the shared prefill driver ----
+
+// acc[g] += sum over i < cnt8 of w[i] * x_g[i], for G activation rows at stride ldx.
+template <int G>
+MS_INLINE void fma_rows(const float* w, int64_t cnt8, const float* x, int64_t ldx, __m256* acc) {
+  __m256 a[G];
+  for (int g = 0; g < G; ++g) a[g] = acc[g];
+  for (int64_t i = 0; i < cnt8; i += 8) {
+    const __m256 wv = _mm256_loadu_ps(w + i);
+    for (int g = 0; g < G; ++g) a[g] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + g * ldx + i), a[g]);
+  }
+  for (int g = 0; g < G; ++g) acc[g] = a[g];
+}
+
+// Multiply a decoded span of cnt weights into nt activation rows: groups of 8, then 4, 2, 1.
+// Elements past the last multiple of 8 (only F32/F16/BF16 rows can have them) go to `tail`.
+MS_INLINE void span_into_rows(const float* w, int64_t cnt, const float* x, int64_t ldx, int nt, __m256* acc,
+                              float* tail) {
+  const int64_t cnt8 = cnt & ~(int64_t)7;
+  int t = 0;
+  for (; t + 8 <= nt; t += 8) fma_rows<8>(w, cnt8, x + t * ldx, ldx, acc + t);
+  if (t + 4 <= nt) { fma_rows<4>(w, cnt8, x + t * ldx, ldx, acc + t); t += 4; }
+  if (t + 2 <= nt) { fma_rows<2>(w, cnt8, x + t * ldx, ldx, acc + t); t += 2; }
+  if (t < nt) fma_rows<1>(w, cnt8, x + t * ldx, ldx, acc + t);
+  if (cnt8 != cnt) {
+    for (int r = 0; r < nt; ++r)
+      for (int64_t i = cnt8; i < cnt; ++i) tail[r] += w[i] * x[r * ldx + i];
+  }
+}
+
+constexpr int CHUNK = 256;  // weights decoded per scratch fill: one K-quant block, 8 Q8_0 blocks
+constexpr int TOKENS_PER_PASS = 64;
+
+// The prefill loop for any type: DECODE(w_row, i0, cnt, scratch) -> pointer to cnt floats.
+template <class Decode>
+MS_INLINE void dot_rows(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo,
+                        Decode decode) {
+  alignas(32) float scratch[CHUNK];
+  __m256 acc[TOKENS_PER_PASS];
+  float tail[TOKENS_PER_PASS];
+  for (int t0 = 0; t0 < ntok; t0 += TOKENS_PER_PASS) {
+    const int nt = ntok - t0 < TOKENS_PER_PASS ? ntok - t0 : TOKENS_PER_PASS;
+    for (int t = 0; t < nt; ++t) { acc[t] = _mm256_setzero_ps(); tail[t] = 0.0f; }
+    const float* xt = x + (int64_t)t0 * ldx;
+    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+      const int64_t cnt = n - i0 < CHUNK ? n - i0 : CHUNK;
+      const float* wf = decode(w, i0, cnt, scratch);
+      span_into_rows(wf, cnt, xt + i0, ldx, nt, acc, tail);
+    }
+    for (int t = 0; t < nt; ++t) out[(int64_t)(t0 + t) * ldo] = hsum(acc[t]) + tail[t];
+  }
+}
+
+// ---- the kernels ----
+
+template <class T>
+void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
+  const typename T::block* blocks = (const typename T::block*)w;
+  if (ntok == 1) {
+    DotSink s{x, _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < n / T::QK; ++b, s.x += T::QK) T::decode(blocks + b, s);
+    out[0] = s.total();
+    return;
+  }
+  dot_rows(w, x, ldx, n, ntok, out, ldo, [blocks](const void*, int64_t i0, int64_t cnt, float* scratch) {
+    StoreSink s{scratch};
+    for (int64_t b = i0 / T::QK; b < (i0 + cnt) / T::QK; ++b, s.y += T::QK) T::decode(blocks + b, s);
+    return (const float*)scratch;
+  });
+}
+
+// Element types: load 8 weights as floats.
+struct LoadF32 {
+  using elem = float;
+  static MS_INLINE __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  static MS_INLINE float one(const float* p) { return *p; }
+};
+struct LoadF16 {
+  using elem = f16_bits;
+  static MS_INLINE __m256 load(const f16_bits* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
+  static MS_INLINE float one(const f16_bits* p) { return half_to_float(*p); }
+};
+struct LoadBF16 {
+  using elem = uint16_t;
+  static MS_INLINE __m256 load(const uint16_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
+  }
+  static MS_INLINE float one(const uint16_t* p) { return bf16_to_fp32(*p); }
+};
+
+template <class L>
+void dot_elems(const void* wv, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
+  const typename L::elem* w = (const typename L::elem*)wv;
+  if (ntok == 1) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      a0 = _mm256_fmadd_ps(L::load(w + i), _mm256_loadu_ps(x + i), a0);
+      a1 = _mm256_fmadd_ps(L::load(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+      a2 = _mm256_fmadd_ps(L::load(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+      a3 = _mm256_fmadd_ps(L::load(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(L::load(w + i), _mm256_loadu_ps(x + i), a0);
+    float tail = 0.0f;
+    for (; i < n; ++i) tail += L::one(w + i) * x[i];
+    out[0] = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
+    return;
+  }
+  dot_rows(wv, x, ldx, n, ntok, out, ldo, [w](const void*, int64_t i0, int64_t cnt, float* scratch) {
+    if (sizeof(typename L::elem) == sizeof(float)) return (const float*)(w + i0);  // F32: nothing to decode
+    int64_t i = 0;
+    for (; i + 8 <= cnt; i += 8) _mm256_store_ps(scratch + i, L::load(w + i0 + i));
+    for (; i < cnt; ++i) scratch[i] = L::one(w + i0 + i);
+    return (const float*)scratch;
+  });
+}
+
+}  // namespace
+}  // namespace moescope::quant
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+// Baseline code from here on: these run before anyone knows the CPU has AVX2.
+namespace moescope::quant {
+
+bool avx2_available() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+DotFn avx2_dot(uint32_t type_id) {
+  if (!avx2_available()) return nullptr;
+  switch ((GgmlType)type_id) {
+    case GgmlType::F32: return dot_elems<LoadF32>;
+    case GgmlType::F16: return dot_elems<LoadF16>;
+    case GgmlType::BF16: return dot_elems<LoadBF16>;
+    case GgmlType::Q8_0: return dot_blocks<Q8_0>;
+    case GgmlType::Q4_0: return dot_blocks<Q4_0>;
+    case GgmlType::Q4_K: return dot_blocks<Q4_K>;
+    case GgmlType::Q5_K: return dot_blocks<Q5_K>;
+    case GgmlType::Q6_K: return dot_blocks<Q6_K>;
+    default: return nullptr;
+  }
+}
+
+}  // namespace moescope::quant
+
+#else  // not x86: the portable kernels in quant.cpp are the only ones
+
+namespace moescope::quant {
+bool avx2_available() { return false; }
+DotFn avx2_dot(uint32_t) { return nullptr; }
+}  // namespace moescope::quant
+
+#endif

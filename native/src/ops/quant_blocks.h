@@ -1,0 +1,116 @@
+// Internal to the weight-type kernels (quant.cpp, quant_avx2.cpp, the test binding): ggml's block
+// layouts, bit-exact, and the scalar helpers both kernel families share. The layouts are ggml's
+// (ggml-common.h); a GGUF file's tensor bytes are arrays of these structs, so sizes are asserted.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "ops/quant.h"
+
+namespace moescope::quant {
+
+constexpr int QK8_0 = 32;
+constexpr int QK4_0 = 32;
+constexpr int QK_K = 256;  // super-block of the K-quants
+constexpr int K_SCALE_SIZE = 12;
+
+// ggml stores the half-precision scales as raw IEEE binary16 bits.
+using f16_bits = uint16_t;
+
+struct block_q8_0 {
+  f16_bits d;          // scale
+  int8_t qs[QK8_0];    // value = qs[i] * d
+};
+struct block_q4_0 {
+  f16_bits d;              // scale
+  uint8_t qs[QK4_0 / 2];   // low nibble: element j, high nibble: element j + 16; value = (q - 8) * d
+};
+struct block_q4_K {
+  f16_bits d;                     // super-block scale of the 6-bit sub-block scales
+  f16_bits dmin;                  // super-block scale of the 6-bit sub-block mins
+  uint8_t scales[K_SCALE_SIZE];   // 8 (scale, min) pairs, 6 bits each (get_scale_min_k4)
+  uint8_t qs[QK_K / 2];           // 4-bit quants; 64 elements per 32 bytes (low nibbles, then high)
+};
+struct block_q5_K {
+  f16_bits d;
+  f16_bits dmin;
+  uint8_t scales[K_SCALE_SIZE];
+  uint8_t qh[QK_K / 8];   // fifth bit: bit j of qh[l] belongs to sub-block j, element l
+  uint8_t qs[QK_K / 2];   // low 4 bits, laid out as in Q4_K
+};
+struct block_q6_K {
+  uint8_t ql[QK_K / 2];     // low 4 bits
+  uint8_t qh[QK_K / 4];     // high 2 bits
+  int8_t scales[QK_K / 16]; // one signed 8-bit scale per 16 elements
+  f16_bits d;               // super-block scale
+};
+static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must match ggml");
+static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must match ggml");
+static_assert(sizeof(block_q4_K) == 144, "block_q4_K must match ggml");
+static_assert(sizeof(block_q5_K) == 176, "block_q5_K must match ggml");
+static_assert(sizeof(block_q6_K) == 210, "block_q6_K must match ggml");
+
+inline float f32_from_bits(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline uint32_t f32_to_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+
+// binary16 -> float32, exact for every input (normals, subnormals, inf, NaN), without F16C.
+// The two magic constants rebias the exponent with float arithmetic (Maratea's FP16 method, the
+// one ggml uses), so no branch on the exponent is needed except the subnormal select.
+inline float fp16_to_fp32(f16_bits h) {
+  const uint32_t w = (uint32_t)h << 16;
+  const uint32_t sign = w & 0x80000000u;
+  const uint32_t two_w = w + w;
+  const float normalized = f32_from_bits((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+  const float denormalized = f32_from_bits((two_w >> 17) | (126u << 23)) - 0.5f;
+  const uint32_t bits = two_w < (1u << 27) ? f32_to_bits(denormalized) : f32_to_bits(normalized);
+  return f32_from_bits(sign | bits);
+}
+
+// float32 -> binary16, round to nearest even, overflow to inf, NaN stays NaN (same bits as F16C).
+inline f16_bits fp32_to_fp16(float f) {
+  float base = (__builtin_fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
+  const uint32_t w = f32_to_bits(f);
+  const uint32_t shl1_w = w + w;
+  const uint32_t sign = w & 0x80000000u;
+  uint32_t bias = shl1_w & 0xFF000000u;
+  if (bias < 0x71000000u) bias = 0x71000000u;
+  base = f32_from_bits((bias >> 1) + 0x07800000u) + base;
+  const uint32_t bits = f32_to_bits(base);
+  const uint32_t exp_bits = (bits >> 13) & 0x00007C00u;
+  const uint32_t mantissa_bits = bits & 0x00000FFFu;
+  const uint32_t nonsign = exp_bits + mantissa_bits;
+  return (f16_bits)((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
+}
+
+inline float bf16_to_fp32(uint16_t h) { return f32_from_bits((uint32_t)h << 16); }
+
+// float32 -> bfloat16 as ggml rounds it: nearest even, NaN kept quiet.
+inline uint16_t fp32_to_bf16(float f) {
+  uint32_t u = f32_to_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 64);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+
+// The 6-bit (scale, min) of sub-block j (0..7) of a Q4_K / Q5_K super-block (ggml's
+// get_scale_min_k4): sub-blocks 0-3 keep them in the low 6 bits of bytes 0-3 / 4-7; sub-blocks 4-7
+// split them between the nibbles of bytes 8-11 and the top 2 bits of bytes 0-7.
+inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+  }
+}
+
+// Kernels by type id, for callers that must pick a family explicitly (tests compare the AVX2 and
+// the portable dot on the same data). nullptr where the type has no kernel in that family.
+using DotFn = void (*)(const void* w_row, const float* x, int64_t ldx, int64_t n, int ntok, float* out,
+                       int64_t ldo);
+DotFn scalar_dot(uint32_t type_id);
+DotFn avx2_dot(uint32_t type_id);  // nullptr on non-x86 builds and on CPUs without AVX2+FMA+F16C
+bool avx2_available();
+
+}  // namespace moescope::quant
