@@ -1,0 +1,185 @@
+/**
+ * TypeScript cells: type-checked and compiled by tslab's converter (pinned tslab 1.0.22, reused as a
+ * library through its deep import `tslab/dist/converter`), run here with `vm.runInThisContext`.
+ * The run step follows tslab's executor (Apache-2.0, yunabe/tslab src/executor.ts): cells share a
+ * Proxy'd `exports` object so variables persist, and a cell with top-level await is wrapped in an
+ * async function. Differences from tslab: the last value becomes an execute_result bundle through
+ * the display protocol, errors become {ename, evalue, traceback}, and each cell gets an
+ * AbortController that is the engine's ambient cancel signal, so an interrupt cancels native work.
+ *
+ * Interrupts: `interrupt()` (from SIGINT, which the I/O worker also raises for interrupt_request)
+ * aborts the cell's signal and rejects the pending await at once. A synchronous JS loop is stopped
+ * by V8's breakOnSigint watchdog; synchronous native code cannot be stopped (the engine has none).
+ */
+import * as vm from "vm";
+import * as path from "path";
+import * as fs from "fs";
+import type { Bundle, CommData, ErrorOutcome, ExecuteOutcome, Interpreter, LanguageInfo, OutputSink } from "../interpreter-api";
+import { cellRequire, forwardTypeResolution, packageRoot } from "./module-paths";
+import { captureConsole } from "./console-capture";
+import { errorOutcome, KeyboardInterrupt } from "./errors";
+
+// Deep imports of a pinned version (kernel-notes §1.7): typed loosely on purpose.
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const tsForTslab = require("@tslab/typescript-for-tslab");
+// The converter module sets ts.sys.useCaseSensitiveFileNames at load; forward moescope before any converter exists.
+
+interface Running {
+  ctrl: AbortController;
+  reject: (e: Error) => void;
+  interrupted: boolean;
+}
+
+export class TsInterpreter implements Interpreter {
+  readonly implementation = "moescope";
+  readonly implementationVersion: string;
+  readonly languageInfo: LanguageInfo;
+  readonly banner: string;
+  readonly helpLinks = [
+    { text: "moescope", url: "https://www.npmjs.com/package/moescope" },
+    { text: "TypeScript handbook", url: "https://www.typescriptlang.org/docs/handbook/intro.html" },
+    { text: "Node.js API", url: "https://nodejs.org/api/" },
+  ];
+
+  private readonly root = packageRoot();
+  private readonly cwd = process.cwd();
+  private converter: any;
+  private tslabConverter: any;
+  private printQuickInfo: (info: unknown) => string;
+  private readonly exports: Record<string, unknown>;
+  private prevDecl = "";
+  private running: Running | undefined;
+  private sink!: OutputSink;
+  private readonly display = require(path.join(this.root, "dist/engine/src/display.js"));
+  private readonly cancel = require(path.join(this.root, "dist/engine/src/cancel.js"));
+
+  constructor() {
+    const pkg = JSON.parse(fs.readFileSync(path.join(this.root, "package.json"), "utf8"));
+    this.implementationVersion = pkg.version;
+    this.languageInfo = {
+      name: "typescript",
+      version: tsForTslab.version,
+      mimetype: "text/typescript",
+      file_extension: ".ts",
+      pygments_lexer: "typescript",
+      codemirror_mode: { name: "javascript", typescript: true },
+      nbconvert_exporter: "script",
+    };
+    this.banner = `moescope ${pkg.version}: TypeScript ${tsForTslab.version} on Node ${process.version}, with the moescope engine (import { Model, display } from "moescope")`;
+    forwardTypeResolution(tsForTslab.sys, this.cwd, this.root);
+    this.tslabConverter = require("tslab/dist/converter");
+    this.printQuickInfo = require("tslab/dist/inspect").printQuickInfo;
+    this.converter = this.tslabConverter.createConverter({});
+    const target: Record<string, unknown> = {};
+    // TypeScript emits named imports as defineProperty getters; store values so later cells can reassign.
+    this.exports = new Proxy(target, {
+      defineProperty: (_t, prop, attrs) => {
+        if (prop === "__esModule") return true;
+        (target as any)[prop] = attrs.get ? attrs.get() : attrs.value;
+        return true;
+      },
+    });
+    (globalThis as any).__moescope_cell__ = { exports: this.exports, require: cellRequire(this.cwd, this.root) };
+  }
+
+  attach(sink: OutputSink): void {
+    this.sink = sink;
+    captureConsole((name, text) => sink.stream(name, text));
+    this.display.setFrontend({
+      display: (b: { data: Record<string, unknown>; metadata?: Record<string, unknown> }, o: { displayId: string; update: boolean }) =>
+        sink.display({ data: b.data, metadata: b.metadata ?? {} }, o.displayId, o.update),
+      clearOutput: (wait: boolean) => sink.clearOutput(wait),
+      commOpen: (id: string, target: string, data: unknown, metadata: Record<string, unknown>, buffers: Uint8Array[]) => sink.commOpen(id, target, { data, metadata, buffers }),
+      commMsg: (id: string, data: unknown, metadata: Record<string, unknown>, buffers: Uint8Array[]) => sink.commMsg(id, { data, metadata, buffers }),
+      commClose: (id: string, data: unknown, metadata: Record<string, unknown>, buffers: Uint8Array[]) => sink.commClose(id, { data, metadata, buffers }),
+    });
+  }
+
+  async doExecute(code: string, opts: { silent: boolean; executionCount: number }): Promise<ExecuteOutcome> {
+    const conv = this.converter.convert(this.prevDecl, code);
+    if (conv.diagnostics.length > 0) return this.diagnosticsOutcome(conv.diagnostics);
+    if (!conv.output) {
+      this.prevDecl = conv.declOutput || "";
+      return { status: "ok" };
+    }
+    const ctrl = new AbortController();
+    let reject!: (e: Error) => void;
+    const interruptPromise = new Promise<never>((_, rej) => (reject = rej));
+    interruptPromise.catch(() => undefined);
+    const running: Running = { ctrl, reject, interrupted: false };
+    this.running = running;
+    this.cancel.setAmbientSignal(ctrl.signal);
+    try {
+      const prefix = conv.hasToplevelAwait ? "(async function(exports, require) { " : "(function(exports, require) { ";
+      const wrapped = `${prefix}${conv.output}\n})(__moescope_cell__.exports, __moescope_cell__.require)`;
+      const ret = vm.runInThisContext(wrapped, { filename: `cell[${opts.executionCount}]`, breakOnSigint: true });
+      if (conv.hasToplevelAwait) await Promise.race([ret, interruptPromise]);
+    } catch (e) {
+      if (running.interrupted || (e as NodeJS.ErrnoException)?.code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") return errorOutcome(new KeyboardInterrupt());
+      return errorOutcome(e);
+    } finally {
+      this.running = undefined;
+      if (this.cancel.ambientSignal() === ctrl.signal) this.cancel.setAmbientSignal(undefined);
+    }
+    this.prevDecl = conv.declOutput || "";
+    const v = conv.lastExpressionVar;
+    if (!v || !(v in this.exports)) return { status: "ok" };
+    const value = this.exports[v];
+    delete this.exports[v];
+    if (value === undefined || opts.silent) return { status: "ok" };
+    try {
+      const b = this.display.toMimeBundle(value);
+      return { status: "ok", result: { data: b.data, metadata: b.metadata ?? {} } as Bundle };
+    } catch (e) {
+      return errorOutcome(e);
+    }
+  }
+
+  private diagnosticsOutcome(diags: { start: { line: number; character: number }; messageText: string; fileName?: string }[]): ErrorOutcome {
+    const lines = diags.map((d) => `${d.fileName ? d.fileName + " " : ""}${d.start.line + 1}:${d.start.character + 1} - ${d.messageText}`);
+    return { status: "error", ename: "TSError", evalue: lines[0], traceback: lines };
+  }
+
+  doComplete(code: string, cursorPos: number) {
+    const info = this.converter.complete(this.prevDecl, code, cursorPos);
+    return { matches: info.candidates as string[], cursor_start: info.start as number, cursor_end: info.end as number, metadata: {} };
+  }
+
+  doInspect(code: string, cursorPos: number) {
+    const info = this.converter.inspect(this.prevDecl, code, cursorPos);
+    if (!info) return { found: false, data: {}, metadata: {} };
+    return { found: true, data: { "text/plain": this.printQuickInfo(info) }, metadata: {} };
+  }
+
+  doIsComplete(code: string) {
+    const r = this.tslabConverter.isCompleteCode(code);
+    return r.completed ? { status: "complete" as const } : { status: "incomplete" as const, indent: r.indent ?? "" };
+  }
+
+  interrupt(): void {
+    const r = this.running;
+    if (!r || r.interrupted) return;
+    r.interrupted = true;
+    const e = new KeyboardInterrupt();
+    r.ctrl.abort(e);
+    r.reject(e);
+  }
+
+  commOpen(commId: string, targetName: string, m: CommData): boolean {
+    return this.display.commHost.open(commId, targetName, m);
+  }
+  commMsg(commId: string, m: CommData): boolean {
+    return this.display.commHost.msg(commId, m);
+  }
+  commClose(commId: string, m: CommData): boolean {
+    return this.display.commHost.close(commId, m);
+  }
+  commInfo(targetName?: string): Record<string, { target_name: string }> {
+    return this.display.commHost.list(targetName);
+  }
+
+  shutdown(): void {
+    this.interrupt();
+    try { this.converter.close(); } catch { /* closing is best effort */ }
+  }
+}
