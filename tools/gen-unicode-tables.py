@@ -8,8 +8,10 @@ Classes: the letter categories Lu, Ll, Lt, Lm, Lo (kept apart because the regex 
 and Oniguruma match with \\s) and Other. White_Space code points are all Zs/Zl/Zp/Cc, so Space never
 collides with a letter, mark or number class.
 
-Uses only the standard library (unicodedata); run with the Python whose Unicode version you want:
-    python3 tools/gen-unicode-tables.py
+Uses only the standard library (unicodedata), so the Unicode version is the running Python's: the
+committed tables come from Python 3.13 (Unicode 15.1, the version Oniguruma, fancy-regex and
+llama.cpp ship around Llama 4's release); a newer Python only adds newly assigned code points.
+    python3.13 tools/gen-unicode-tables.py
 """
 import os
 import unicodedata
