@@ -1,5 +1,131 @@
+// Test exports of the weight-type kernels (names starting with `_` are for tests and tools, not a
+// public API), plus `dotKernel`, the kernel family picked at start-up ("avx2+fma" or "scalar").
+//   _typeTraits(id)                         -> {name, blockSize, typeSize, supported} | undefined
+//   _dequantize(typeId, Buffer, n)          -> Float32Array(n)
+//   _dot(typeId, Buffer wRow, Float32Array x, n, ntok)       -> Float32Array(ntok)  (the registry's dot)
+//   _dotScalar(typeId, Buffer wRow, Float32Array x, n, ntok) -> Float32Array(ntok)  (the portable dot)
+//   _quantize(typeId, Float32Array)         -> Buffer
+// x holds ntok rows of n floats back to back. Every size is checked before native code reads
+// memory: a wrong length throws, it never reads past a buffer.
+#include <string>
+
 #include "binding/registry.h"
+#include "common/error.h"
+#include "ops/quant.h"
+#include "ops/quant_blocks.h"
 
 namespace moescope::binding {
-void register_quant(Napi::Env env, Napi::Object exports) {}
+namespace {
+
+[[noreturn]] void throw_js(Napi::Env env, const std::string& code, const std::string& msg) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  throw e;
+}
+
+// The traits of a type we can compute with, or a JS error naming the type.
+const TypeTraits& computable(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "type id must be a number");
+  const uint32_t id = v.As<Napi::Number>().Uint32Value();
+  const TypeTraits* tt = type_traits(id);
+  if (!tt) throw_js(env, "QUANT_UNKNOWN_TYPE", strfmt("unknown ggml type id %u", id));
+  if (!tt->supported)
+    throw_js(env, "QUANT_UNSUPPORTED_TYPE",
+             strfmt("weight type %s (ggml type %u) is not supported by moescope", tt->name, id));
+  return *tt;
+}
+
+int64_t checked_n(Napi::Env env, const Napi::Value& v, const TypeTraits& tt) {
+  if (!v.IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "n must be a number");
+  const int64_t n = v.As<Napi::Number>().Int64Value();
+  if (n <= 0 || n % tt.block_size != 0)
+    throw_js(env, "QUANT_BAD_ARGUMENT",
+             strfmt("n = %lld is not a positive multiple of the %s block size %lld", (long long)n, tt.name,
+                    (long long)tt.block_size));
+  return n;
+}
+
+Napi::Buffer<uint8_t> checked_row(Napi::Env env, const Napi::Value& v, const TypeTraits& tt, int64_t n) {
+  if (!v.IsBuffer()) throw_js(env, "QUANT_BAD_ARGUMENT", "weights must be a Buffer");
+  Napi::Buffer<uint8_t> buf = v.As<Napi::Buffer<uint8_t>>();
+  if (buf.Length() < row_bytes(tt, n))
+    throw_js(env, "QUANT_BAD_ARGUMENT",
+             strfmt("a %s row of %lld elements needs %zu bytes, got %zu", tt.name, (long long)n, row_bytes(tt, n),
+                    buf.Length()));
+  return buf;
+}
+
+Napi::Value TypeTraitsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "type id must be a number");
+  const TypeTraits* tt = type_traits(info[0].As<Napi::Number>().Uint32Value());
+  if (!tt) return env.Undefined();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", tt->name);
+  o.Set("blockSize", Napi::Number::New(env, (double)tt->block_size));
+  o.Set("typeSize", Napi::Number::New(env, (double)tt->type_size));
+  o.Set("supported", Napi::Boolean::New(env, tt->supported));
+  return o;
+}
+
+Napi::Value Dequantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const TypeTraits& tt = computable(env, info[0]);
+  const int64_t n = checked_n(env, info[2], tt);
+  Napi::Buffer<uint8_t> w = checked_row(env, info[1], tt, n);
+  Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)n);
+  tt.to_float(w.Data(), out.Data(), n);
+  return out;
+}
+
+Napi::Value DotWith(const Napi::CallbackInfo& info, bool portable) {
+  Napi::Env env = info.Env();
+  const TypeTraits& tt = computable(env, info[0]);
+  const int64_t n = checked_n(env, info[3], tt);
+  Napi::Buffer<uint8_t> w = checked_row(env, info[1], tt, n);
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_js(env, "QUANT_BAD_ARGUMENT", "x must be a Float32Array");
+  Napi::Float32Array x = info[2].As<Napi::Float32Array>();
+  if (!info[4].IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "ntok must be a number");
+  const int64_t ntok = info[4].As<Napi::Number>().Int64Value();
+  if (ntok < 1 || ntok > (1 << 20)) throw_js(env, "QUANT_BAD_ARGUMENT", "ntok must be at least 1");
+  if ((int64_t)x.ElementLength() < ntok * n)
+    throw_js(env, "QUANT_BAD_ARGUMENT",
+             strfmt("x must hold ntok*n = %lld floats, got %zu", (long long)(ntok * n), x.ElementLength()));
+  quant::DotFn dot = portable ? quant::scalar_dot((uint32_t)info[0].As<Napi::Number>().Uint32Value()) : tt.dot;
+  Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)ntok);
+  dot(w.Data(), x.Data(), n, n, (int)ntok, out.Data(), 1);
+  return out;
+}
+
+Napi::Value Dot(const Napi::CallbackInfo& info) { return DotWith(info, false); }
+Napi::Value DotScalar(const Napi::CallbackInfo& info) { return DotWith(info, true); }
+
+Napi::Value Quantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const TypeTraits& tt = computable(env, info[0]);
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_js(env, "QUANT_BAD_ARGUMENT", "values must be a Float32Array");
+  Napi::Float32Array x = info[1].As<Napi::Float32Array>();
+  const int64_t n = (int64_t)x.ElementLength();
+  if (n % tt.block_size != 0)
+    throw_js(env, "QUANT_BAD_ARGUMENT",
+             strfmt("%lld values are not a multiple of the %s block size %lld", (long long)n, tt.name,
+                    (long long)tt.block_size));
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, row_bytes(tt, n));
+  tt.from_float(x.Data(), out.Data(), n);
+  return out;
+}
+
+}  // namespace
+
+void register_quant(Napi::Env env, Napi::Object exports) {
+  exports.Set("_typeTraits", Napi::Function::New(env, TypeTraitsJs, "_typeTraits"));
+  exports.Set("_dequantize", Napi::Function::New(env, Dequantize, "_dequantize"));
+  exports.Set("_dot", Napi::Function::New(env, Dot, "_dot"));
+  exports.Set("_dotScalar", Napi::Function::New(env, DotScalar, "_dotScalar"));
+  exports.Set("_quantize", Napi::Function::New(env, Quantize, "_quantize"));
+  exports.Set("dotKernel", Napi::String::New(env, dot_kernel_name()));
+}
+
 }  // namespace moescope::binding

@@ -1,0 +1,310 @@
+// Weight-type kernels (native/src/ops/quant*.cpp) against an independent TypeScript decoder of
+// ggml's block formats, written here from ggml's dequantize_row_* definitions:
+//   - each supported type's dequantiser, bit for bit, on random blocks and on real tensor rows
+//     copied from the shared fixtures (tests/fixtures/quant, see extract.py there);
+//   - each fused dot (the registry's AVX2 one and the portable one) against the float64 dot of the
+//     dequantised row, for many row lengths and 1..67 activation rows;
+//   - quantise -> dequantise round trips, within a per-type error bound;
+//   - the registry's sizes for types moescope only names, and a clear error for them.
+import * as fs from "fs";
+import * as path from "path";
+import { describe, expect, it } from "vitest";
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const native = require(path.resolve(__dirname, "../../build/Release/moescope.node"));
+const FIXTURES = path.resolve(__dirname, "../fixtures/quant");
+
+const F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30;
+const QK_K = 256;
+const f = Math.fround;
+
+// ---- deterministic randomness ----
+function rng(seed: number) {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const normal = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+  return { next, normal, int: (n: number) => Math.floor(next() * n) };
+}
+
+// ---- the reference decoder ----
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 31) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+function bf16ToFloat(h: number): number {
+  const dv = new DataView(new ArrayBuffer(4));
+  dv.setUint32(0, h << 16);
+  return dv.getFloat32(0);
+}
+// ggml's get_scale_min_k4.
+function scaleMinK4(j: number, q: Uint8Array): [number, number] {
+  if (j < 4) return [q[j] & 63, q[j + 4] & 63];
+  return [(q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)];
+}
+
+const blockInfo: Record<number, { bs: number; ts: number }> = {
+  [F32]: { bs: 1, ts: 4 }, [F16]: { bs: 1, ts: 2 }, [BF16]: { bs: 1, ts: 2 }, [Q8_0]: { bs: 32, ts: 34 },
+  [Q4_0]: { bs: 32, ts: 18 }, [Q4_K]: { bs: 256, ts: 144 }, [Q5_K]: { bs: 256, ts: 176 }, [Q6_K]: { bs: 256, ts: 210 },
+};
+
+// Every float32 operation ggml performs is rounded with fround, in ggml's order.
+function dequantRef(type: number, buf: Uint8Array, n: number): Float32Array {
+  const y = new Float32Array(n);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const { bs, ts } = blockInfo[type];
+  for (let b = 0; b < n / bs; b++) {
+    const o = b * ts, yo = b * bs;
+    const blk = buf.subarray(o, o + ts);
+    switch (type) {
+      case F32: y[yo] = dv.getFloat32(o, true); break;
+      case F16: y[yo] = halfToFloat(dv.getUint16(o, true)); break;
+      case BF16: y[yo] = bf16ToFloat(dv.getUint16(o, true)); break;
+      case Q8_0: { // {f16 d; int8 qs[32]}
+        const d = halfToFloat(dv.getUint16(o, true));
+        for (let j = 0; j < 32; j++) y[yo + j] = f(((blk[2 + j] << 24) >> 24) * d);
+        break;
+      }
+      case Q4_0: { // {f16 d; uint8 qs[16]}: low nibbles elements 0..15, high 16..31
+        const d = halfToFloat(dv.getUint16(o, true));
+        for (let j = 0; j < 16; j++) {
+          y[yo + j] = f(((blk[2 + j] & 0xf) - 8) * d);
+          y[yo + j + 16] = f(((blk[2 + j] >> 4) - 8) * d);
+        }
+        break;
+      }
+      case Q4_K: case Q5_K: { // {f16 d; f16 dmin; u8 scales[12]; (Q5_K: u8 qh[32];) u8 qs[128]}
+        const d = halfToFloat(dv.getUint16(o, true)), dmin = halfToFloat(dv.getUint16(o + 2, true));
+        const scales = blk.subarray(4, 16);
+        const qh = type === Q5_K ? blk.subarray(16, 48) : null;
+        const qs = blk.subarray(type === Q5_K ? 48 : 16);
+        let k = yo;
+        for (let j = 0, is = 0; j < QK_K; j += 64, is += 2) {
+          const q = qs.subarray(j / 2);
+          const [s1, m1i] = scaleMinK4(is, scales), [s2, m2i] = scaleMinK4(is + 1, scales);
+          const d1 = f(d * s1), m1 = f(dmin * m1i), d2 = f(d * s2), m2 = f(dmin * m2i);
+          const u1 = 1 << is, u2 = 2 << is;
+          for (let l = 0; l < 32; l++) y[k++] = f(f(d1 * ((q[l] & 0xf) + (qh && qh[l] & u1 ? 16 : 0))) - m1);
+          for (let l = 0; l < 32; l++) y[k++] = f(f(d2 * ((q[l] >> 4) + (qh && qh[l] & u2 ? 16 : 0))) - m2);
+        }
+        break;
+      }
+      case Q6_K: { // {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}
+        const d = halfToFloat(dv.getUint16(o + 208, true));
+        for (let half = 0; half < 2; half++) {
+          const ql = blk.subarray(64 * half), qh = blk.subarray(128 + 32 * half);
+          const sc = (i: number) => (blk[192 + 8 * half + i] << 24) >> 24;
+          const base = yo + 128 * half;
+          for (let l = 0; l < 32; l++) {
+            const is = l >> 4;
+            const q1 = ((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
+            const q2 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            const q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            const q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            y[base + l] = f(f(d * sc(is)) * q1);
+            y[base + l + 32] = f(f(d * sc(is + 2)) * q2);
+            y[base + l + 64] = f(f(d * sc(is + 4)) * q3);
+            y[base + l + 96] = f(f(d * sc(is + 6)) * q4);
+          }
+        }
+        break;
+      }
+      default: throw new Error(`no reference decoder for type ${type}`);
+    }
+  }
+  return y;
+}
+
+// Random bytes are valid blocks of every type except for the f16 scales: those get a finite value
+// of modest size (exponent 0..19 of 31, so subnormals too), the rest of the bits stay random.
+function randomHalf(r: ReturnType<typeof rng>): number {
+  return (r.int(2) << 15) | (r.int(20) << 10) | r.int(1024);
+}
+function randomRow(type: number, n: number, r: ReturnType<typeof rng>): Buffer {
+  const { bs, ts } = blockInfo[type];
+  const buf = Buffer.alloc((n / bs) * ts);
+  for (let i = 0; i < buf.length; i++) buf[i] = r.int(256);
+  for (let b = 0; b < n / bs; b++) {
+    const o = b * ts;
+    if (type === F32) buf.writeFloatLE(r.normal(), o);
+    else if (type === F16 || type === Q8_0 || type === Q4_0) buf.writeUInt16LE(randomHalf(r), o);
+    else if (type === BF16) buf.writeUInt16LE(((r.int(2) << 15) | ((100 + r.int(40)) << 7) | r.int(128)), o);
+    else if (type === Q4_K || type === Q5_K) { buf.writeUInt16LE(randomHalf(r), o); buf.writeUInt16LE(randomHalf(r), o + 2); }
+    else if (type === Q6_K) buf.writeUInt16LE(randomHalf(r), o + 208);
+  }
+  return buf;
+}
+
+function sameFloats(got: Float32Array, want: Float32Array) {
+  expect(got.length).toBe(want.length);
+  // x86 builds compute ggml's products and differences unfused, so the match is exact; a compiler
+  // that fuses d*q - m into an FMA (aarch64 GCC by default) may differ by one rounding.
+  const ulps = process.arch === "x64" ? 0 : 2;
+  let bad = -1;
+  for (let i = 0; i < got.length && bad < 0; i++) {
+    if (Number.isNaN(want[i])) { if (!Number.isNaN(got[i])) bad = i; continue; }
+    if (Math.abs(got[i] - want[i]) > ulps * 1.2e-7 * Math.max(Math.abs(want[i]), 1e-30) + (ulps ? 1e-12 : 0)) bad = i;
+  }
+  if (bad >= 0) expect({ index: bad, got: got[bad] }).toEqual({ index: bad, got: want[bad] });
+}
+
+// |dot - exact| against the scale of the rounding error of a float32 sum: sqrt(sum (w_i x_i)^2).
+function checkDot(type: number, row: Buffer, n: number, ntok: number, r: ReturnType<typeof rng>, label: string) {
+  const w = dequantRef(type, row, n);
+  const x = new Float32Array(n * ntok);
+  for (let i = 0; i < x.length; i++) x[i] = f(r.normal());
+  const fast: Float32Array = native._dot(type, row, x, n, ntok);
+  const portable: Float32Array = native._dotScalar(type, row, x, n, ntok);
+  let errFast = 0, errPortable = 0, norm = 0;
+  for (let t = 0; t < ntok; t++) {
+    let ref = 0, rss = 0;
+    for (let i = 0; i < n; i++) { const p = w[i] * x[t * n + i]; ref += p; rss += p * p; }
+    rss = Math.sqrt(rss) || 1;
+    errFast = Math.max(errFast, Math.abs(fast[t] - ref) / rss);
+    errPortable = Math.max(errPortable, Math.abs(portable[t] - ref) / rss);
+    norm += ref * ref;
+  }
+  expect(Number.isFinite(norm), label).toBe(true);
+  expect(errFast, `${label} registry dot (${native.dotKernel})`).toBeLessThanOrEqual(1e-5);
+  expect(errPortable, `${label} portable dot`).toBeLessThanOrEqual(1e-5);
+}
+
+const SUPPORTED: [string, number][] = [
+  ["F32", F32], ["F16", F16], ["BF16", BF16], ["Q8_0", Q8_0], ["Q4_0", Q4_0], ["Q4_K", Q4_K], ["Q5_K", Q5_K], ["Q6_K", Q6_K],
+];
+
+describe("weight-type registry", () => {
+  it("reports the kernel family", () => {
+    expect(["avx2+fma", "scalar"]).toContain(native.dotKernel);
+  });
+
+  it("knows ggml's block sizes, names and which types it computes with", () => {
+    const expected: [number, string, number, number, boolean][] = [
+      [0, "F32", 1, 4, true], [1, "F16", 1, 2, true], [2, "Q4_0", 32, 18, true], [3, "Q4_1", 32, 20, false],
+      [6, "Q5_0", 32, 22, false], [7, "Q5_1", 32, 24, false], [8, "Q8_0", 32, 34, true], [9, "Q8_1", 32, 36, false],
+      [10, "Q2_K", 256, 84, false], [11, "Q3_K", 256, 110, false], [12, "Q4_K", 256, 144, true],
+      [13, "Q5_K", 256, 176, true], [14, "Q6_K", 256, 210, true], [15, "Q8_K", 256, 292, false],
+      [24, "I8", 1, 1, false], [25, "I16", 1, 2, false], [26, "I32", 1, 4, false], [27, "I64", 1, 8, false],
+      [28, "F64", 1, 8, false], [30, "BF16", 1, 2, true], [20, "IQ4_NL", 32, 18, false], [23, "IQ4_XS", 256, 136, false],
+    ];
+    for (const [id, name, blockSize, typeSize, supported] of expected) {
+      expect(native._typeTraits(id), name).toEqual({ name, blockSize, typeSize, supported });
+    }
+    expect(native._typeTraits(4)).toBeUndefined(); // ids 4 and 5 (old Q4_2/Q4_3) are gone from ggml
+    expect(native._typeTraits(1000)).toBeUndefined();
+  });
+
+  it("refuses unsupported types with an error naming the type", () => {
+    for (const [id, name] of [[3, "Q4_1"], [11, "Q3_K"], [28, "F64"], [16, "IQ2_XXS"]] as [number, string][]) {
+      expect(() => native._dequantize(id, Buffer.alloc(1024), 256)).toThrow(new RegExp(`\\b${name}\\b.*not supported`));
+      expect(() => native._dot(id, Buffer.alloc(1024), new Float32Array(256), 256, 1)).toThrow(new RegExp(name));
+      expect(() => native._quantize(id, new Float32Array(256))).toThrow(new RegExp(name));
+    }
+    expect(() => native._dequantize(77, Buffer.alloc(64), 32)).toThrow(/unknown ggml type id 77/);
+  });
+
+  it("checks sizes instead of reading past a buffer", () => {
+    expect(() => native._dequantize(Q4_K, Buffer.alloc(143), 256)).toThrow(/needs 144 bytes/);
+    expect(() => native._dequantize(Q4_K, Buffer.alloc(144), 100)).toThrow(/block size 256/);
+    expect(() => native._dot(Q8_0, Buffer.alloc(34), new Float32Array(32), 32, 2)).toThrow(/ntok\*n/);
+  });
+});
+
+describe("dequantisers match the ggml block format", () => {
+  for (const [name, type] of SUPPORTED) {
+    it(`${name}: random blocks`, () => {
+      const r = rng(100 + type);
+      for (const blocks of [1, 2, 7]) {
+        const n = blocks * (blockInfo[type].bs === 1 ? 97 : blockInfo[type].bs);
+        const row = randomRow(type, n, r);
+        sameFloats(native._dequantize(type, row, n), dequantRef(type, row, n));
+      }
+    });
+  }
+
+  it("F16 and BF16: every bit pattern, including subnormals, infinities and NaN", () => {
+    const all = Buffer.alloc(65536 * 2);
+    for (let h = 0; h < 65536; h++) all.writeUInt16LE(h, 2 * h);
+    sameFloats(native._dequantize(F16, all, 65536), dequantRef(F16, all, 65536));
+    sameFloats(native._dequantize(BF16, all, 65536), dequantRef(BF16, all, 65536));
+  });
+
+  const manifest: { file: string; type: number; typeName: string; n: number; rows: number; source: string }[] =
+    JSON.parse(fs.readFileSync(path.join(FIXTURES, "manifest.json"), "utf8"));
+  for (const m of manifest) {
+    it(`real rows: ${m.source}`, () => {
+      const bytes = fs.readFileSync(path.join(FIXTURES, m.file));
+      const n = m.n * m.rows; // rows are contiguous, so the whole slice is one long row
+      expect(bytes.length).toBe((n / blockInfo[m.type].bs) * blockInfo[m.type].ts);
+      const got: Float32Array = native._dequantize(m.type, bytes, n);
+      sameFloats(got, dequantRef(m.type, bytes, n));
+      // Real weights of a randomly initialised model: finite, small, not all zero.
+      let ss = 0;
+      for (const v of got) { expect(Number.isFinite(v)).toBe(true); ss += v * v; }
+      expect(Math.sqrt(ss / n)).toBeGreaterThan(1e-4);
+      expect(Math.sqrt(ss / n)).toBeLessThan(1);
+      checkDot(m.type, bytes, n, 1, rng(7), m.file);
+      checkDot(m.type, bytes, n, 9, rng(8), m.file);
+    });
+  }
+});
+
+describe("fused dot kernels match the float64 dot of the dequantised row", () => {
+  const NTOK = [1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 31, 32, 33, 64, 65, 67];
+  for (const [name, type] of SUPPORTED) {
+    it(`${name}: random rows, ntok 1..67`, () => {
+      const r = rng(1000 + type);
+      const bs = blockInfo[type].bs;
+      // Block-quantised rows come in whole blocks; element types also get lengths that are not
+      // multiples of the SIMD width or of the 256-element scratch chunk.
+      const lengths = bs === 1 ? [1, 7, 8, 31, 100, 256, 257, 1000, 4096 + 5] : [bs, 2 * bs, 3 * bs, 8 * bs + (bs === 32 ? bs : 0), 4096];
+      for (const n of lengths) {
+        const row = randomRow(type, n, r);
+        for (const ntok of NTOK) checkDot(type, row, n, ntok, r, `${name} n=${n} ntok=${ntok}`);
+      }
+    });
+    it(`${name}: quantised normal weights, a long row`, () => {
+      const r = rng(2000 + type);
+      const n = 16384;
+      const w = new Float32Array(n).map(() => 0.02 * r.normal());
+      const row: Buffer = native._quantize(type, w);
+      for (const ntok of [1, 4, 32]) checkDot(type, row, n, ntok, r, `${name} n=${n} ntok=${ntok}`);
+    });
+  }
+});
+
+describe("quantisers", () => {
+  // Relative RMS round-trip error on normal(0, 1) rows; measured values are well inside these.
+  const bound: Record<number, number> = {
+    [F32]: 0, [F16]: 3e-4, [BF16]: 3e-3, [Q8_0]: 7e-3, [Q6_K]: 2.5e-2, [Q5_K]: 5e-2, [Q4_K]: 1e-1, [Q4_0]: 1e-1,
+  };
+  for (const [name, type] of SUPPORTED) {
+    it(`${name}: quantise -> dequantise round trip`, () => {
+      const r = rng(3000 + type);
+      const n = 4096;
+      const x = new Float32Array(n).map(() => f(r.normal()));
+      const q: Buffer = native._quantize(type, x);
+      expect(q.length).toBe((n / blockInfo[type].bs) * blockInfo[type].ts);
+      const y = dequantRef(type, q, n); // the reference decoder reads what the quantiser wrote
+      let err = 0, ss = 0, maxAbs = 0;
+      for (let i = 0; i < n; i++) { err += (y[i] - x[i]) ** 2; ss += x[i] ** 2; }
+      for (let i = 0; i < n; i++) maxAbs = Math.max(maxAbs, Math.abs(y[i] - x[i]));
+      expect(Math.sqrt(err / ss), name).toBeLessThanOrEqual(bound[type]);
+      // No element is off by more than a couple of quantisation steps of its block.
+      expect(maxAbs, name).toBeLessThan(type === F32 ? 1e-30 : 1.0);
+      // Zeros and constants survive: no division by a zero scale.
+      const zeros: Float32Array = native._dequantize(type, native._quantize(type, new Float32Array(n)), n);
+      expect(zeros.every((v) => v === 0)).toBe(true);
+      const ones: Float32Array = native._dequantize(type, native._quantize(type, new Float32Array(n).fill(0.5)), n);
+      for (const v of ones) expect(Math.abs(v - 0.5)).toBeLessThan(0.05);
+    });
+  }
+});
