@@ -175,8 +175,10 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   Napi::Value decode(const Napi::CallbackInfo& info) {
     const std::vector<int32_t> ids = read_ids(info.Env(), info[0]);
     const std::string bytes = guarded(info.Env(), [&] { return tok_->decode(ids); });
-    Utf8Stream stream;  // N-API would also replace bad bytes, but per byte; keep one rule everywhere
-    return Napi::String::New(info.Env(), stream.push(bytes) + stream.flush());
+    Utf8Stream stream;  // one U+FFFD rule (maximal subparts, as Node's) for decode and streaming
+    std::string text = stream.push(bytes);
+    text += stream.flush();
+    return Napi::String::New(info.Env(), text);
   }
 
   Napi::Value decode_bytes(const Napi::CallbackInfo& info) {
