@@ -6,7 +6,8 @@
  * types to values (strings, or JSON for `application/json` and `*+json` types; binary images as
  * base64 strings). Deno's `Symbol.for("Jupyter.display")` (returning `data` only) is honoured too,
  * so its ecosystem's helpers work. Strings show as text/plain; anything else as its util.inspect text.
- * `display.bundle(data, metadata)` wraps a raw bundle, and `display.html/markdown/...` are shorthands.
+ * `bundle(data, metadata)` makes a raw bundle a displayable value (e.g. a cell's result);
+ * `display.bundle(data, metadata)` and `display.html/markdown/...` show one at once.
  *
  * Every display gets a display_id, so `display(x).update(y)` replaces it in place (progress, live
  * charts); `display(x, { displayId })` lets several outputs share an id.
@@ -100,21 +101,26 @@ function displayFn(obj: unknown, opts: DisplayOptions = {}): DisplayHandle {
   return new DisplayHandle(id);
 }
 
-function raw(data: MimeData, metadata: Record<string, unknown> = {}): Displayable {
+/** A raw bundle as a displayable value: return it from a cell, or pass it to display/update. */
+export function bundle(data: MimeData, metadata: Record<string, unknown> = {}): Displayable {
   return { [MIMEBUNDLE]: () => ({ data, metadata }) };
 }
-const mime = (type: string) => (content: string) => raw({ [type]: content, "text/plain": type === "text/plain" ? content : `<${type}>` });
+const shorthand = (type: string) => (content: string, opts?: DisplayOptions) =>
+  displayFn(bundle({ [type]: content, "text/plain": type === "text/plain" ? content : `<${type}>` }), opts);
 
-/** Show `obj` as a MIME bundle; returns a handle whose `update` replaces the output in place. */
+/**
+ * Show `obj` as a MIME bundle; returns a handle whose `update` replaces the output in place.
+ * The shorthands show at once too: `display.html("<b>hi</b>")`, `display.bundle({...}, metadata)`.
+ */
 export const display = Object.assign(displayFn, {
-  bundle: raw,
-  html: mime("text/html"),
-  markdown: mime("text/markdown"),
-  latex: mime("text/latex"),
-  svg: mime("image/svg+xml"),
-  text: mime("text/plain"),
-  json: (value: unknown) => raw({ "application/json": value, "text/plain": JSON.stringify(value) }),
-  png: (bytes: Uint8Array) => raw({ "image/png": Buffer.from(bytes).toString("base64"), "text/plain": "<image/png>" }),
+  bundle: (data: MimeData, metadata: Record<string, unknown> = {}, opts?: DisplayOptions) => displayFn(bundle(data, metadata), opts),
+  html: shorthand("text/html"),
+  markdown: shorthand("text/markdown"),
+  latex: shorthand("text/latex"),
+  svg: shorthand("image/svg+xml"),
+  text: shorthand("text/plain"),
+  json: (value: unknown, opts?: DisplayOptions) => displayFn(bundle({ "application/json": value, "text/plain": JSON.stringify(value) }), opts),
+  png: (bytes: Uint8Array, opts?: DisplayOptions) => displayFn(bundle({ "image/png": Buffer.from(bytes).toString("base64"), "text/plain": "<image/png>" }), opts),
 });
 
 /** Clear the cell's output; with `wait`, only when the next output arrives (flicker-free redraws). */

@@ -23,7 +23,7 @@ export async function runKernel(connectionFile: string): Promise<number> {
   const interp = new TsInterpreter();
   const server = new KernelServer(transport, interp, {
     log: kernelLog,
-    onShutdown: () => process.exit(0),
+    onShutdown: () => void transport.closeAsync().then(() => process.exit(0)),
   });
 
   // Jupyter's interrupt_mode "signal", and the I/O worker's answer to interrupt_request, both land here.

@@ -14,6 +14,7 @@
 import * as vm from "vm";
 import * as path from "path";
 import * as fs from "fs";
+import { inspect } from "util";
 import type { Bundle, CommData, ErrorOutcome, ExecuteOutcome, Interpreter, LanguageInfo, OutputSink } from "../interpreter-api";
 import { cellRequire, forwardTypeResolution, packageRoot } from "./module-paths";
 import { captureConsole } from "./console-capture";
@@ -128,7 +129,8 @@ export class TsInterpreter implements Interpreter {
     delete this.exports[v];
     if (value === undefined || opts.silent) return { status: "ok" };
     try {
-      const b = this.display.toMimeBundle(value);
+      // A string result reads as a value (quoted, as Node's REPL prints it); display("s") shows it raw.
+      const b = typeof value === "string" ? { data: { "text/plain": inspect(value) } } : this.display.toMimeBundle(value);
       return { status: "ok", result: { data: b.data, metadata: b.metadata ?? {} } as Bundle };
     } catch (e) {
       return errorOutcome(e);

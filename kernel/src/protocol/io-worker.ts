@@ -150,6 +150,8 @@ async function close(): Promise<void> {
   flushStreams();
   await Promise.race([Promise.all(queues.values()), new Promise((r) => setTimeout(r, 1000))]);
   for (const s of [shell, control, stdin, iopub, hb]) { try { s.close(); } catch { /* already closed */ } }
+  // Let the receive loops see their sockets closed before this thread may be torn down.
+  await new Promise((r) => setTimeout(r, 20));
   Atomics.store(exitFlag, 0, 1);
   Atomics.notify(exitFlag, 0);
   port.close();

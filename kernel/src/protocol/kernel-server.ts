@@ -27,7 +27,7 @@ export class KernelServer {
   private readonly queue: Message[] = [];
   private pumping = false;
   private readonly aborting = new Set<Message>();
-  private readonly history: [number, number, string][] = [];
+  private readonly history: { line: number; input: string; output: string | null }[] = [];
   /** The request that output is attributed to; kept after it ends, for late output (timers). */
   private outputParent: Message | undefined;
   private readonly handlers: Record<string, Handler>;
@@ -133,10 +133,12 @@ export class KernelServer {
     if (storeHistory) this.executionCount++;
     const count = this.executionCount;
     if (!silent) this.transport.send("iopub", "execute_input", { code, execution_count: count }, msg);
-    if (storeHistory) this.history.push([0, count, code]);
+    const entry = { line: count, input: code, output: null as string | null };
+    if (storeHistory) this.history.push(entry);
 
     const outcome = await this.interp.doExecute(code, { silent, storeHistory, executionCount: count });
     if (outcome.status === "ok") {
+      if (outcome.result) entry.output = String(outcome.result.data["text/plain"] ?? "");
       if (outcome.result && !silent) {
         this.transport.send("iopub", "execute_result", { execution_count: count, data: outcome.result.data, metadata: outcome.result.metadata }, msg);
       }
@@ -154,23 +156,29 @@ export class KernelServer {
     }
   }
 
-  private historyFor(c: Record<string, any>): [number, number, string][] {
+  /** history_reply entries: [session, line, input] or, with `output`, [session, line, [input, output]]. */
+  private historyFor(c: Record<string, any>): unknown[] {
     const h = this.history;
+    let found: typeof h;
     switch (c.hist_access_type) {
-      case "tail": return h.slice(-Math.max(0, Number(c.n ?? 10)));
+      case "tail": found = h.slice(-Math.max(0, Number(c.n ?? 10))); break;
       case "range": {
         const start = Number(c.start ?? 0), stop = c.stop == null ? Infinity : Number(c.stop);
-        return h.filter(([, line]) => line >= start && line < stop);
+        found = h.filter((e) => e.line >= start && e.line < stop);
+        break;
       }
       case "search": {
         const glob = String(c.pattern ?? "*").replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
         const re = new RegExp(`^${glob}$`, "s");
-        let found = h.filter(([, , code]) => re.test(code));
-        if (c.unique) found = found.filter((e, i) => found.findIndex((f) => f[2] === e[2]) === i);
-        return c.n ? found.slice(-Number(c.n)) : found;
+        found = h.filter((e) => re.test(e.input));
+        if (c.unique) found = found.filter((e, i) => found.findIndex((f) => f.input === e.input) === i);
+        if (c.n) found = found.slice(-Number(c.n));
+        break;
       }
-      default: return [];
+      default: found = [];
     }
+    // Session 1: this kernel keeps no history across restarts.
+    return found.map((e) => [1, e.line, c.output ? [e.input, e.output] : e.input]);
   }
 
   private commData(m: Message): CommData {

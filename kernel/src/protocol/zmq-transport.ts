@@ -69,12 +69,25 @@ export class ZmqTransport implements Transport {
     });
   }
 
+  /** Flushes, closes the sockets and waits for the worker to end: the clean way out. */
+  async closeAsync(): Promise<void> {
+    const w = this.worker;
+    if (this.closed || !w) return;
+    const ended = new Promise<void>((r) => w.once("exit", () => r()));
+    this.post({ kind: "close" });
+    this.closed = true;
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 3000))]);
+  }
+
   close(): void {
     if (this.closed || !this.worker) return;
     this.post({ kind: "close" });
     this.closed = true;
-    // Block until the worker has flushed and closed its sockets: exiting with a receive pending
-    // aborts the process (zeromq.js 6), and unflushed output would be lost.
-    Atomics.wait(new Int32Array(this.exitFlag), 0, 0, 2000);
+    // process.exit from a cell: the loop cannot turn, so block until the worker has flushed and
+    // closed its sockets (exiting with a receive pending aborts the process in zeromq.js 6, and
+    // unflushed output would be lost), then give its last callbacks a moment.
+    const flag = new Int32Array(this.exitFlag);
+    Atomics.wait(flag, 0, 0, 2000);
+    Atomics.wait(flag, 0, 1, 50);
   }
 }
