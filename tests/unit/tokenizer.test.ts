@@ -300,6 +300,20 @@ describe("hostile tokenizer.json", () => {
     expect(Array.from(load(path.join(sub, "tokenizer.json")).encode(text))).toEqual(Array.from(tok.encode(text, true, true)));
   });
 
+  it("always matches non-special added tokens (user-defined), as HF and llama.cpp do", () => {
+    const sub = path.join(dir, "user-defined");
+    fs.mkdirSync(sub, { recursive: true });
+    const j = mutated((j) => j.added_tokens.push({ id: 675, content: "fox jumps", special: false }));
+    fs.writeFileSync(path.join(sub, "tokenizer.json"), JSON.stringify(j));
+    const t = load(path.join(sub, "tokenizer.json"));
+    for (const special of [false, true]) {
+      const ids = Array.from(t.encode("a fox jumps<|eot|>", false, special));
+      expect(ids).toContain(675);
+      expect(ids.includes(664)).toBe(special);
+      expect(t.decode(ids)).toBe("a fox jumps<|eot|>");
+    }
+  });
+
   it("rejects files it cannot read", () => {
     expect(() => load(path.join(dir, "missing/tokenizer.json"))).toThrow(expect.objectContaining({ code: "TOKENIZER_READ" }));
     expect(() => addon.Tokenizer.fromHF(42)).toThrow(expect.objectContaining({ code: "TOKENIZER_BAD_ARGUMENT" }));

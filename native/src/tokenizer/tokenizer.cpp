@@ -1,7 +1,7 @@
 // Byte-level BPE for Llama 4 (spec §4): o200k pre-tokenisation (o200k.cpp), then, inside each piece,
 // repeated merging of the adjacent pair with the lowest merge rank (leftmost on ties), which is what
-// Hugging Face tokenizers, tiktoken and llama.cpp all compute. Special tokens are cut out of the text
-// first (leftmost, then longest) when parse_special is set. Vocabulary strings use the GPT-2
+// Hugging Face tokenizers, tiktoken and llama.cpp all compute. Special (control) tokens are cut out of
+// the text first (leftmost, then longest) when parse_special is set; user-defined tokens always are. Vocabulary strings use the GPT-2
 // byte-to-unicode mapping; token_bytes undoes it. Nothing here aborts: bad specs throw moescope::Error.
 #include "tokenizer/tokenizer.h"
 
@@ -18,7 +18,7 @@ namespace moescope {
 namespace {
 
 // GGUF token types (llama.cpp llama_token_type).
-constexpr int32_t kTypeNormal = 1, kTypeControl = 3, kTypeUserDefined = 4;
+constexpr int32_t kTypeNormal = 1, kTypeControl = 3, kTypeUserDefined = 4, kTypeByte = 6;
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 bytes are
 // shifted to U+0100..U+0143 so that every vocabulary string is printable.
@@ -79,19 +79,70 @@ struct Merge {
   int32_t result;
 };
 
-// Special tokens by first byte, longest first, so the first hit at a position is the longest one.
+// (left id, right id) -> merge, by open addressing: BPE does about two lookups per merge, and
+// std::unordered_map's node chasing was most of the encode time.
+class MergeTable {
+ public:
+  void reserve(size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap <<= 1;
+    slots_.assign(cap, Slot{kEmpty, {}});
+    mask_ = cap - 1;
+  }
+  void insert_if_absent(uint64_t key, Merge m) {  // a repeated pair keeps its first (lowest) rank
+    for (size_t i = hash(key) & mask_;; i = (i + 1) & mask_) {
+      if (slots_[i].key == key) return;
+      if (slots_[i].key == kEmpty) {
+        slots_[i] = {key, m};
+        return;
+      }
+    }
+  }
+  const Merge* find(uint64_t key) const {
+    for (size_t i = hash(key) & mask_;; i = (i + 1) & mask_) {
+      if (slots_[i].key == key) return &slots_[i].merge;
+      if (slots_[i].key == kEmpty) return nullptr;
+    }
+  }
+
+ private:
+  static constexpr uint64_t kEmpty = ~uint64_t(0);  // ids are below INT32_MAX, so no pair is all ones
+  struct Slot {
+    uint64_t key;
+    Merge merge;
+  };
+  static size_t hash(uint64_t k) {  // murmur3 finaliser: ids are small and dense
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return (size_t)k;
+  }
+  std::vector<Slot> slots_{Slot{kEmpty, {}}};  // capacity 1 until reserve: find terminates
+  size_t mask_ = 0;
+};
+
+// When a token's text is cut out of the input as that token. llama.cpp and HF agree: control tokens
+// (HF "special" added tokens) only when special tokens are parsed; user-defined tokens (HF non-special
+// added tokens) always, like words the vocabulary insists on.
+enum class MatchMode : uint8_t { Never, WhenParsingSpecial, Always };
+
+// Matchable tokens by first byte, longest first, so the first hit at a position is the longest one.
 class SpecialMatcher {
  public:
-  void add(const std::string& text, int32_t id) {
-    if (!text.empty()) by_first_[(uint8_t)text[0]].push_back({text, id});
+  void add(const std::string& text, int32_t id, MatchMode mode) {
+    if (text.empty() || mode == MatchMode::Never) return;
+    by_first_[(uint8_t)text[0]].push_back({text, id, mode == MatchMode::Always});
+    any_always_ |= mode == MatchMode::Always;
   }
   void finish() {
     for (auto& v : by_first_)
       std::stable_sort(v.begin(), v.end(), [](const Entry& a, const Entry& b) { return a.text.size() > b.text.size(); });
   }
-  // The special token that starts at text[i], as {id, length}; length 0 when none does.
-  std::pair<int32_t, size_t> match(std::string_view text, size_t i) const {
+  bool active(bool parse_special) const { return parse_special || any_always_; }
+  // The token that starts at text[i], as {id, length}; length 0 when none does.
+  std::pair<int32_t, size_t> match(std::string_view text, size_t i, bool parse_special) const {
     for (const Entry& e : by_first_[(uint8_t)text[i]]) {
+      if (!parse_special && !e.always) continue;
       if (e.text.size() <= text.size() - i && std::memcmp(e.text.data(), text.data() + i, e.text.size()) == 0)
         return {e.id, e.text.size()};
     }
@@ -102,8 +153,10 @@ class SpecialMatcher {
   struct Entry {
     std::string text;
     int32_t id;
+    bool always;
   };
   std::array<std::vector<Entry>, 256> by_first_;
+  bool any_always_ = false;
 };
 
 // Per-encode working memory, reused across the pieces of one call.
@@ -114,7 +167,7 @@ struct Scratch {
   };
   std::vector<Symbol> symbols;
   struct Candidate {
-    int32_t rank, left, left_id, right_id;
+    int32_t rank, left, left_id, right_id, result;
     bool operator<(const Candidate& o) const {  // inverted: std heaps pop the largest
       return rank != o.rank ? rank > o.rank : left > o.left;
     }
@@ -128,7 +181,7 @@ struct Tokenizer::Impl {
   std::vector<std::string> bytes;                     // id -> raw bytes
   std::unordered_map<std::string, int32_t> id_of;     // vocabulary string -> lowest id
   std::array<int32_t, 256> byte_token{};              // byte -> its single-byte token
-  std::unordered_map<uint64_t, Merge> merges;         // (left id, right id) -> rank, merged id
+  MergeTable merges;
   SpecialMatcher specials;
   std::vector<bool> eog;
 
@@ -141,9 +194,9 @@ struct Tokenizer::Impl {
     if (left < 0) return;
     const int32_t right = s.symbols[left].next;
     if (right < 0) return;
-    const auto it = merges.find(pair_key(s.symbols[left].id, s.symbols[right].id));
-    if (it == merges.end()) return;
-    s.heap.push_back({it->second.rank, left, s.symbols[left].id, s.symbols[right].id});
+    const Merge* m = merges.find(pair_key(s.symbols[left].id, s.symbols[right].id));
+    if (m == nullptr) return;
+    s.heap.push_back({m->rank, left, s.symbols[left].id, s.symbols[right].id, m->result});
     std::push_heap(s.heap.begin(), s.heap.end());
   }
 
@@ -156,7 +209,7 @@ struct Tokenizer::Impl {
   void merge_at(Scratch& s, const Scratch::Candidate& c) const {
     auto& l = s.symbols[c.left];
     const int32_t right = l.next;
-    l.id = merges.at(pair_key(c.left_id, c.right_id)).result;
+    l.id = c.result;
     l.next = s.symbols[right].next;
     if (l.next >= 0) s.symbols[l.next].prev = c.left;
     s.symbols[right].id = -1;
@@ -218,33 +271,36 @@ void validate(const TokenizerSpec& spec) {
   for (int32_t id : spec.eog_ids) check_id(spec, id, "end-of-generation", false);
 }
 
-// Which ids are written as text rather than GPT-2-encoded bytes, and which ones are matchable.
-bool is_literal(const TokenizerSpec& spec, const std::vector<bool>& special, int32_t id) {
-  if (special[id]) return true;
-  return !spec.token_types.empty() && spec.token_types[id] != kTypeNormal && spec.token_types[id] != 6;
+// special_ids, when given, are the parse_special tokens; otherwise the GGUF control tokens are.
+std::vector<MatchMode> match_modes(const TokenizerSpec& spec) {
+  std::vector<MatchMode> mode(spec.tokens.size(), MatchMode::Never);
+  for (size_t id = 0; id < spec.token_types.size(); id++) {
+    if (spec.token_types[id] == kTypeUserDefined)
+      mode[id] = MatchMode::Always;
+    else if (spec.token_types[id] == kTypeControl && spec.special_ids.empty())
+      mode[id] = MatchMode::WhenParsingSpecial;
+  }
+  for (int32_t id : spec.special_ids) mode[id] = MatchMode::WhenParsingSpecial;
+  return mode;
 }
 
-std::vector<bool> special_set(const TokenizerSpec& spec) {
-  std::vector<bool> special(spec.tokens.size(), false);
-  for (int32_t id : spec.special_ids) special[id] = true;
-  if (spec.special_ids.empty()) {  // GGUF: control and user-defined tokens are the special ones
-    for (size_t id = 0; id < spec.token_types.size(); id++)
-      special[id] = spec.token_types[id] == kTypeControl || spec.token_types[id] == kTypeUserDefined;
-  }
-  return special;
+// Matchable and non-normal tokens decode to their text as written, not through the GPT-2 byte map.
+bool is_literal(const TokenizerSpec& spec, MatchMode mode, int32_t id) {
+  if (mode != MatchMode::Never) return true;
+  return !spec.token_types.empty() && spec.token_types[id] != kTypeNormal && spec.token_types[id] != kTypeByte;
 }
 
 }  // namespace
 
 void Tokenizer::Impl::build_vocab(const TokenizerSpec& spec) {
-  const std::vector<bool> special = special_set(spec);
+  const std::vector<MatchMode> modes = match_modes(spec);
   bytes.resize(spec.tokens.size());
   id_of.reserve(spec.tokens.size());
   for (int32_t id = 0; id < (int32_t)spec.tokens.size(); id++) {
     const std::string& text = spec.tokens[id];
     if (!text.empty()) id_of.emplace(text, id);
-    if (is_literal(spec, special, id) || !gpt2_to_bytes(text, bytes[id])) bytes[id] = text;
-    if (special[id]) specials.add(text, id);
+    if (is_literal(spec, modes[id], id) || !gpt2_to_bytes(text, bytes[id])) bytes[id] = text;
+    specials.add(text, id, modes[id]);
   }
   specials.finish();
 }
@@ -277,7 +333,7 @@ void Tokenizer::Impl::build_merges(const TokenizerSpec& spec) {
     const std::string left = m.substr(0, sp), right = m.substr(sp + 1);
     const int32_t l = merge_part(spec, rank, left), r = merge_part(spec, rank, right);
     const int32_t result = merge_part(spec, rank, left + right);
-    merges.emplace(pair_key(l, r), Merge{(int32_t)rank, result});  // a repeated pair keeps its first rank
+    merges.insert_if_absent(pair_key(l, r), Merge{(int32_t)rank, result});
   }
 }
 
@@ -297,13 +353,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool
   out.reserve(text.size() / 3 + 2);
   if (add_bos && spec_.bos_id >= 0) out.push_back(spec_.bos_id);  // no BOS token: nothing to add (as HF)
   Scratch scratch;
-  if (!parse_special) {
+  if (!impl_->specials.active(parse_special)) {
     impl_->encode_plain(text, scratch, out);
     return out;
   }
   size_t plain = 0;  // start of the text not yet encoded
   for (size_t i = 0; i < text.size();) {
-    const auto [id, len] = impl_->specials.match(text, i);
+    const auto [id, len] = impl_->specials.match(text, i, parse_special);
     if (len == 0) {
       i++;
       continue;

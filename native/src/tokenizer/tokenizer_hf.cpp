@@ -20,10 +20,14 @@ constexpr const char* kO200kPattern =
 
 constexpr double kMaxId = 1 << 24;  // 16M: far above any real vocabulary (Llama 4: 202048)
 
+// GGUF token types, which spec_from_hf fills the way llama.cpp's converter does: special added
+// tokens are control tokens, other added tokens user-defined (always matched in text).
+constexpr int32_t kTypeNormal = 1, kTypeControl = 3, kTypeUserDefined = 4, kTypeUnused = 5;
+
 struct Entry {
   int64_t id;
   std::string text;
-  bool special;
+  int32_t kind;  // token type
 };
 
 const Json& member(const Json& obj, const char* key, const std::string& src, const char* path) {
@@ -42,7 +46,7 @@ int64_t read_id(const Json& v, const std::string& src, const std::string& what) 
 void read_vocab(const Json& model, const std::string& src, std::vector<Entry>& out) {
   const Json& vocab = member(model, "vocab", src, "model.");
   MOESCOPE_CHECK(vocab.is_object(), "TOKENIZER_JSON_SHAPE", "%s: model.vocab is not an object", src.c_str());
-  for (const auto& [text, id] : vocab.obj) out.push_back({read_id(id, src, "vocabulary entry '" + text + "'"), text, false});
+  for (const auto& [text, id] : vocab.obj) out.push_back({read_id(id, src, "vocabulary entry '" + text + "'"), text, kTypeNormal});
 }
 
 void read_added(const Json& root, const std::string& src, std::vector<Entry>& out) {
@@ -57,7 +61,7 @@ void read_added(const Json& root, const std::string& src, std::vector<Entry>& ou
     MOESCOPE_CHECK(content.is_string(), "TOKENIZER_JSON_SHAPE", "%s: %s.content is not a string", src.c_str(), path.c_str());
     const Json* special = t.get("special");
     out.push_back({read_id(member(t, "id", src, (path + ".").c_str()), src, path), content.str,
-                   special != nullptr && special->is_bool() && special->b});
+                   special != nullptr && special->is_bool() && special->b ? kTypeControl : kTypeUserDefined});
   }
 }
 
@@ -70,6 +74,7 @@ void place_tokens(const std::vector<Entry>& entries, const std::string& src, Tok
                  "%s: token id %lld is far beyond the %zu tokens defined (ids must be dense)", src.c_str(),
                  (long long)max_id, entries.size());
   spec.tokens.assign(max_id + 1, std::string());
+  spec.token_types.assign(max_id + 1, kTypeUnused);
   std::vector<bool> seen(max_id + 1, false);
   for (const Entry& e : entries) {
     MOESCOPE_CHECK(!seen[e.id] || spec.tokens[e.id] == e.text, "TOKENIZER_BAD_ID",
@@ -77,7 +82,8 @@ void place_tokens(const std::vector<Entry>& entries, const std::string& src, Tok
                    spec.tokens[e.id].c_str(), e.text.c_str());
     seen[e.id] = true;
     spec.tokens[e.id] = e.text;
-    if (e.special) spec.special_ids.push_back((int32_t)e.id);
+    spec.token_types[e.id] = e.kind;
+    if (e.kind == kTypeControl) spec.special_ids.push_back((int32_t)e.id);
   }
 }
 
