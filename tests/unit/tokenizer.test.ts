@@ -97,6 +97,7 @@ describe("vocabulary facts", () => {
       expect(() => tok.tokenBytes(bad)).toThrow(expect.objectContaining({ code: "TOKENIZER_BAD_ID" }));
       expect(() => tok.decode([1, bad])).toThrow(expect.objectContaining({ code: "TOKENIZER_BAD_ID" }));
     }
+    expect(() => tok.tokenBytes(NaN)).toThrow(expect.objectContaining({ code: "TOKENIZER_BAD_ARGUMENT" }));
     expect(() => tok.decode([1.5])).toThrow(expect.objectContaining({ code: "TOKENIZER_BAD_ARGUMENT" }));
     expect(() => tok.decode("12" as unknown as number[])).toThrow(expect.objectContaining({ code: "TOKENIZER_BAD_ARGUMENT" }));
     expect(() => tok.encode(42 as unknown as string)).toThrow(expect.objectContaining({ code: "TOKENIZER_BAD_ARGUMENT" }));
@@ -248,6 +249,59 @@ describe("speed", () => {
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     console.log(`tokenizer: p_long ${n / reps} tokens, ${(n / s / 1e6).toFixed(2)} M tokens/s`);
     expect(n / s).toBeGreaterThan(2e5); // loose: the CI machine is shared
+  });
+});
+
+describe("GGUF-style spec (token types instead of special ids)", () => {
+  // The tiny vocabulary as a GGUF file carries it: tokens by id, types 1 normal / 3 control, merges.
+  function ggufSpec(): Record<string, unknown> {
+    const j = readJson(TOKENIZER_JSON);
+    const tokens: string[] = [];
+    for (const [text, id] of Object.entries(j.model.vocab as Record<string, number>)) tokens[id] = text;
+    const types = tokens.map(() => 1);
+    for (const a of j.added_tokens) {
+      tokens[a.id] = a.content;
+      types[a.id] = 3;
+    }
+    return { source: "tiny.gguf", tokens, tokenTypes: types, merges: j.model.merges, bosId: 656, eosId: 664, eogIds: [657, 663, 664] };
+  }
+
+  it("tokenises the goldens like the HF file", () => {
+    const t: Tokenizer = addon.Tokenizer._fromSpec(ggufSpec());
+    const goldens: Record<string, number[]> = readJson(path.join(FIX, "golden-tokens.json"));
+    for (const name of Object.keys(goldens)) {
+      const text = fs.readFileSync(path.join(FIX, "prompts", `${name}.txt`), "utf8");
+      expect(Array.from(t.encode(text, true, true))).toEqual(goldens[name]);
+    }
+    expect(t.tokenBytes(661).toString()).toBe("<|header_start|>");
+    expect(Array.from(t.encode("<|eot|>", false, false)).includes(664)).toBe(false);
+  });
+
+  it("treats user-defined tokens (type 4) as always matched", () => {
+    const spec = ggufSpec();
+    (spec.tokens as string[]).push("quick brown");
+    (spec.tokenTypes as number[]).push(4);
+    const t: Tokenizer = addon.Tokenizer._fromSpec(spec);
+    expect(Array.from(t.encode("the quick brown fox", false, false))).toContain(675);
+    expect(t.decode(t.encode("the quick brown fox", false, false))).toBe("the quick brown fox");
+  });
+
+  it("rejects inconsistent specs naming the source", () => {
+    const bad = (patch: Record<string, unknown>, code: string) => {
+      expect(() => addon.Tokenizer._fromSpec({ ...ggufSpec(), ...patch })).toThrow(
+        expect.objectContaining({ code, message: expect.stringContaining("tiny.gguf") }),
+      );
+    };
+    bad({ pre: "llama-bpe" }, "TOKENIZER_UNSUPPORTED");
+    bad({ model: "llama" }, "TOKENIZER_UNSUPPORTED");
+    bad({ tokens: [] }, "TOKENIZER_BAD_VOCAB");
+    bad({ tokenTypes: [1, 1] }, "TOKENIZER_BAD_VOCAB");
+    bad({ bosId: 675 }, "TOKENIZER_BAD_ID");
+    bad({ eogIds: [-1] }, "TOKENIZER_BAD_ID");
+    bad({ specialIds: [1e6] }, "TOKENIZER_BAD_ID");
+    bad({ merges: ["Ġ"] }, "TOKENIZER_BAD_MERGE");
+    expect(() => addon.Tokenizer._fromSpec({ tokens: "abc" })).toThrow(expect.objectContaining({ code: "TOKENIZER_BAD_ARGUMENT" }));
+    expect(() => addon.Tokenizer._fromSpec({ tokens: [], bosId: 0.5 })).toThrow(expect.objectContaining({ code: "TOKENIZER_BAD_ARGUMENT" }));
   });
 });
 

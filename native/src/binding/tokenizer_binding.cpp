@@ -6,6 +6,8 @@
 //   t.tokenBytes(id) -> Buffer, t.tokenId(text) -> number (-1 if absent), t.isEog(id) -> boolean
 //   t.vocabSize, t.bosId, t.eosId, t.padId (-1 when absent), t.addBos, t.eogIds: number[]
 //   new Utf8Stream(); s.push(bytes: Uint8Array) -> string; s.flush() -> string
+//   Tokenizer._fromSpec({source, model, pre, tokens, tokenTypes, merges, specialIds, bosId, eosId,
+//                        padId, addBos, eogIds})   tests and tools: a TokenizerSpec as GGUF fills it
 // Every C++ failure reaches JS as an Error whose `code` is the moescope::Error code; the engine is
 // never left in a half state because a Tokenizer is immutable once built.
 #include "binding/tokenizer_binding.h"
@@ -70,6 +72,13 @@ std::shared_ptr<const Tokenizer> load_hf(const std::string& path) {
   return std::make_shared<const Tokenizer>(std::move(spec));
 }
 
+bool as_int32(const Napi::Value& v, int32_t& out) {
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0.5;
+  if (!(d >= INT32_MIN && d <= INT32_MAX && d == (double)(int32_t)d)) return false;
+  out = (int32_t)d;
+  return true;
+}
+
 std::vector<int32_t> read_ids(Napi::Env env, const Napi::Value& v) {
   std::vector<int32_t> ids;
   if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
@@ -81,11 +90,9 @@ std::vector<int32_t> read_ids(Napi::Env env, const Napi::Value& v) {
   const auto a = v.As<Napi::Array>();
   ids.reserve(a.Length());
   for (uint32_t i = 0; i < a.Length(); i++) {
-    const Napi::Value x = a.Get(i);
-    const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1.5;
-    if (!(d >= INT32_MIN && d <= INT32_MAX && d == (double)(int32_t)d))
-      throw_js(env, "TOKENIZER_BAD_ARGUMENT", strfmt("token ids[%u] is not an integer", i));
-    ids.push_back((int32_t)d);
+    int32_t id;
+    if (!as_int32(a.Get(i), id)) throw_js(env, "TOKENIZER_BAD_ARGUMENT", strfmt("token ids[%u] is not an integer", i));
+    ids.push_back(id);
   }
   return ids;
 }
@@ -100,11 +107,61 @@ std::string read_text(Napi::Env env, const Napi::Value& v) {
   throw_js(env, "TOKENIZER_BAD_ARGUMENT", "text must be a string or a Uint8Array");
 }
 
+std::vector<int32_t> id_list(Napi::Env env, const Napi::Object& o, const char* key) {
+  const Napi::Value v = o.Get(key);
+  return v.IsUndefined() ? std::vector<int32_t>() : read_ids(env, v);
+}
+
+int32_t id_field(Napi::Env env, const Napi::Object& o, const char* key, int32_t fallback) {
+  const Napi::Value v = o.Get(key);
+  int32_t id = fallback;
+  if (!v.IsUndefined() && !as_int32(v, id))
+    throw_js(env, "TOKENIZER_BAD_ARGUMENT", strfmt("spec.%s must be an integer", key));
+  return id;
+}
+
+std::vector<std::string> string_list(Napi::Env env, const Napi::Object& o, const char* key) {
+  std::vector<std::string> out;
+  const Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return out;
+  if (!v.IsArray()) throw_js(env, "TOKENIZER_BAD_ARGUMENT", strfmt("spec.%s must be an array of strings", key));
+  const auto a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    const Napi::Value x = a.Get(i);
+    if (!x.IsString()) throw_js(env, "TOKENIZER_BAD_ARGUMENT", strfmt("spec.%s[%u] is not a string", key, i));
+    out.push_back(x.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+// The fields a GGUF reader fills; absent ones keep TokenizerSpec's defaults.
+TokenizerSpec spec_from_js(Napi::Env env, const Napi::Object& o) {
+  TokenizerSpec spec;
+  spec.source = "(tokenizer spec)";
+  auto text = [&](const char* key, std::string& field) {
+    if (o.Get(key).IsString()) field = o.Get(key).As<Napi::String>().Utf8Value();
+  };
+  text("source", spec.source);
+  text("model", spec.model);
+  text("pre", spec.pre);
+  spec.tokens = string_list(env, o, "tokens");
+  spec.merges = string_list(env, o, "merges");
+  spec.token_types = id_list(env, o, "tokenTypes");
+  spec.special_ids = id_list(env, o, "specialIds");
+  spec.eog_ids = id_list(env, o, "eogIds");
+  spec.bos_id = id_field(env, o, "bosId", -1);
+  spec.eos_id = id_field(env, o, "eosId", -1);
+  spec.pad_id = id_field(env, o, "padId", -1);
+  if (o.Get("addBos").IsBoolean()) spec.add_bos = o.Get("addBos").As<Napi::Boolean>().Value();
+  return spec;
+}
+
 bool read_bool(const Napi::Value& v, bool fallback) { return v.IsUndefined() ? fallback : v.ToBoolean().Value(); }
 
 int32_t read_id(Napi::Env env, const Napi::Value& v) {
-  if (!v.IsNumber()) throw_js(env, "TOKENIZER_BAD_ARGUMENT", "token id must be a number");
-  return v.As<Napi::Number>().Int32Value();
+  int32_t id;
+  if (!as_int32(v, id)) throw_js(env, "TOKENIZER_BAD_ARGUMENT", "token id must be an integer");
+  return id;
 }
 
 Napi::Buffer<char> to_buffer(Napi::Env env, const std::string& s) { return Napi::Buffer<char>::Copy(env, s.data(), s.size()); }
@@ -118,6 +175,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "Tokenizer",
                        {StaticMethod("fromHF", &TokenizerWrap::from_hf),
+                        StaticMethod("_fromSpec", &TokenizerWrap::from_spec),
                         InstanceMethod("encode", &TokenizerWrap::encode),
                         InstanceMethod("decode", &TokenizerWrap::decode),
                         InstanceMethod("decodeBytes", &TokenizerWrap::decode_bytes),
@@ -160,6 +218,13 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       throw_js(env, "TOKENIZER_BAD_ARGUMENT", "Tokenizer.fromHF(path): path must be a string");
     const std::string path = info[0].As<Napi::String>().Utf8Value();
     return make(env, guarded(env, [&] { return load_hf(path); }));
+  }
+
+  static Napi::Value from_spec(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw_js(env, "TOKENIZER_BAD_ARGUMENT", "_fromSpec(spec): spec must be an object");
+    TokenizerSpec spec = spec_from_js(env, info[0].As<Napi::Object>());
+    return make(env, guarded(env, [&] { return std::make_shared<const Tokenizer>(std::move(spec)); }));
   }
 
   Napi::Value encode(const Napi::CallbackInfo& info) {
