@@ -1,0 +1,60 @@
+#include "ops/matmul.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/error.h"
+#include "ops/quant.h"
+
+namespace moescope {
+
+namespace {
+
+// Tokens per weight pass: the weight block is decoded once per tile; the tile's activations stay in L2.
+constexpr int64_t kTokenTile = 32;
+
+void matmul_out_major(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy) {
+  // Rows in groups of 16 keep each thread's writes apart (no false sharing on y).
+  pool.parallel_for(W.n_out, 16, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
+      int nt = (int)std::min(kTokenTile, T - t0);
+      for (int64_t r = r0; r < r1; r++)
+        tt.dot(W.data + (size_t)r * W.stride, x + t0 * ldx, ldx, W.n_in, nt, y + t0 * ldy + r, ldy);
+    }
+  });
+}
+
+void matmul_in_major(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy) {
+  pool.parallel_for(W.n_out, 64, [&](int64_t c0, int64_t c1, int) {
+    const int64_t nc = c1 - c0;
+    std::vector<float> row(nc);
+    for (int64_t t = 0; t < T; t++) std::fill(y + t * ldy + c0, y + t * ldy + c1, 0.f);
+    for (int64_t i = 0; i < W.n_in; i++) {
+      const float* wr;
+      if (W.type == (uint32_t)GgmlType::F32) {
+        wr = (const float*)(W.data + (size_t)i * W.stride) + c0;
+      } else {
+        tt.to_float(W.data + (size_t)i * W.stride + (size_t)c0 * tt.type_size, row.data(), nc);
+        wr = row.data();
+      }
+      for (int64_t t = 0; t < T; t++) {
+        const float a = x[t * ldx + i];
+        float* yr = y + t * ldy + c0;
+        for (int64_t c = 0; c < nc; c++) yr[c] += a * wr[c];
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void op_matmul(ThreadPool& pool, const Mat& W, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy) {
+  if (T <= 0) return;
+  const TypeTraits* tt = type_traits(W.type);
+  MOESCOPE_CHECK(tt && tt->supported, "MODEL_UNSUPPORTED_TYPE", "tensor %s: weight type %s has no kernel", W.name, tt ? tt->name : "unknown");
+  if (W.in_major) matmul_in_major(pool, W, *tt, x, ldx, T, y, ldy);
+  else matmul_out_major(pool, W, *tt, x, ldx, T, y, ldy);
+}
+
+}  // namespace moescope

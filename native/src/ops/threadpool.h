@@ -1,0 +1,41 @@
+// A fixed pool of worker threads for data-parallel loops. The calling thread takes part, so a pool of
+// N threads runs N-1 workers. Work is split into contiguous ranges (by output rows in matmuls), one per
+// thread, so no two threads write the same cache line except at range edges.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace moescope {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  int size() const { return n_threads_; }
+  // fn(begin, end, thread_index) over [0, n) split into at most size() ranges, each a multiple of
+  // `grain` (except the last). Returns when all ranges are done. Not re-entrant.
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
+
+ private:
+  void worker(int index);
+  int n_threads_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_start_, cv_done_;
+  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+  int64_t job_n_ = 0, job_chunk_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+// The process-wide pool used by models (threads = hardware cores unless MOESCOPE_THREADS is set).
+ThreadPool& default_pool();
+void set_default_threads(int n);
+
+}  // namespace moescope
