@@ -3,6 +3,7 @@
 // its match ends (in characters) or kNoMatch, and the first alternative that matches wins.
 #include "tokenizer/o200k.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "tokenizer/unicode_tables.h"
@@ -153,18 +154,44 @@ class Matcher {
   }
 };
 
-}  // namespace
+// A piece boundary that no context can move: just after a '\n' followed by an ASCII character that
+// is neither whitespace nor '/'. Every alternative that can contain that '\n' ends there (a symbol
+// run takes [\r\n/]* and stops; \s*[\r\n]+ ends at the run's last newline, and it is tried before
+// \s+(?!\S), the one alternative that looks ahead), and matching at a position never looks back.
+bool stable_boundary(std::string_view text, size_t p) {
+  const unsigned char c = (unsigned char)text[p];
+  return text[p - 1] == '\n' && c < 0x80 && c != '/' && c != ' ' && !(c >= '\t' && c <= '\r');
+}
 
-void split(std::string_view text, std::vector<Piece>& out) {
-  std::vector<Char> chars;
+// The end of the chunk starting at begin: the first stable boundary at least min_bytes on, or the end.
+size_t chunk_end(std::string_view text, size_t begin, size_t min_bytes) {
+  for (size_t p = begin + std::max<size_t>(min_bytes, 1); p < text.size(); p++) {
+    if (stable_boundary(text, p)) return p;
+  }
+  return text.size();
+}
+
+void split_chunk(std::string_view text, size_t base, std::vector<Char>& chars, std::vector<Piece>& out) {
+  chars.clear();
   chars.reserve(text.size());
   decode(text, chars);
   const Matcher m(chars);
   for (size_t s = 0; s < chars.size();) {
     const size_t e = m.match(s);
     const size_t end_byte = e < chars.size() ? chars[e].offset : text.size();
-    out.push_back({chars[s].offset, end_byte});
+    out.push_back({base + chars[s].offset, base + end_byte});
     s = e;
+  }
+}
+
+}  // namespace
+
+void split(std::string_view text, std::vector<Piece>& out, size_t chunk_bytes) {
+  std::vector<Char> chars;  // one decoded chunk at a time keeps memory bounded on huge texts
+  for (size_t begin = 0; begin < text.size();) {
+    const size_t end = chunk_end(text, begin, chunk_bytes);
+    split_chunk(text.substr(begin, end - begin), begin, chars, out);
+    begin = end;
   }
 }
 

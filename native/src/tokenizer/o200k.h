@@ -21,6 +21,8 @@ struct Piece {
 };
 
 // Appends the pieces of text to out, in order; together they cover every byte exactly once.
-void split(std::string_view text, std::vector<Piece>& out);
+// The text is decoded chunk_bytes or so at a time, cut only where the result cannot change (a
+// parameter so that tests can force tiny chunks).
+void split(std::string_view text, std::vector<Piece>& out, size_t chunk_bytes = size_t(1) << 16);
 
 }  // namespace moescope::o200k
