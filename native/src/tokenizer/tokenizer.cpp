@@ -1,8 +1,9 @@
 // Byte-level BPE for Llama 4 (spec §4): o200k pre-tokenisation (o200k.cpp), then, inside each piece,
 // repeated merging of the adjacent pair with the lowest merge rank (leftmost on ties), which is what
-// Hugging Face tokenizers, tiktoken and llama.cpp all compute. Special (control) tokens are cut out of
-// the text first (leftmost, then longest) when parse_special is set; user-defined tokens always are. Vocabulary strings use the GPT-2
-// byte-to-unicode mapping; token_bytes undoes it. Nothing here aborts: bad specs throw moescope::Error.
+// Hugging Face tokenizers, tiktoken and llama.cpp all compute. Special (control) tokens are cut out
+// of the text first (leftmost, then longest) when parse_special is set; user-defined tokens always
+// are. Vocabulary strings use the GPT-2 byte-to-unicode mapping; token_bytes undoes it. Nothing here
+// aborts: bad specs and oversized input throw moescope::Error. Encoding is const and thread-safe.
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
@@ -349,6 +350,8 @@ Tokenizer::Tokenizer(TokenizerSpec spec) : spec_(std::move(spec)), impl_(std::ma
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
+  MOESCOPE_CHECK(text.size() < (size_t)INT32_MAX, "TOKENIZER_TOO_LONG", "%s: cannot encode %zu bytes at once (2 GiB at most)",
+                 spec_.source.c_str(), text.size());  // symbol indices are int32
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_bos && spec_.bos_id >= 0) out.push_back(spec_.bos_id);  // no BOS token: nothing to add (as HF)
