@@ -181,6 +181,23 @@ describe("round trips", () => {
   });
 });
 
+describe("long inputs", () => {
+  it("tokenises a text above the 64 KiB pre-tokenizer chunk like its parts", () => {
+    // "\nX" is a boundary no context can move, so the parts must tokenise independently; the
+    // chunked pre-tokenizer cuts the 90 KiB text at some other such boundary inside a part.
+    const part = "X" + fs.readFileSync(path.join(FIX, "prompts/p_long.txt"), "utf8") + "\n";
+    const whole = Array.from(tok.encode(part.repeat(4), false, false));
+    const one = Array.from(tok.encode(part, false, false));
+    expect(whole).toEqual([...one, ...one, ...one, ...one]);
+  });
+
+  it("handles one huge piece (a 1 MB word, a 1 MB space run)", () => {
+    for (const s of ["ab".repeat(500_000), " ".repeat(1_000_000) + "x", "e" + "\u0301".repeat(200_000)]) {
+      expect(tok.decode(tok.encode(s, false, false))).toBe(s);
+    }
+  });
+});
+
 describe("Utf8Stream", () => {
   it("never splits a character across token boundaries", () => {
     const text = "🙂日本é ok 👨‍👩‍👧";
