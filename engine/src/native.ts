@@ -1,0 +1,112 @@
+/**
+ * The only place that loads the compiled addon (build/Release/moescope.node, made by `npm install`
+ * through cmake-js). Types here mirror native/src/binding/*.cpp.
+ */
+import * as path from "path";
+import { MoescopeError } from "./errors";
+
+export interface NativeLayerPlan {
+  useRope: boolean;
+  chunkedAttn: boolean;
+  qkNorm: boolean;
+  temperatureTuning: boolean;
+  isMoe: boolean;
+}
+
+export interface NativeInfo {
+  path: string;
+  format: "gguf" | "hf";
+  source: string;
+  nVocab: number;
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  nFfExp: number;
+  nFf: number;
+  nExpert: number;
+  nExpertUsed: number;
+  attnChunk: number;
+  ropeTheta: number;
+  ropeScaling: string;
+  rmsEps: number;
+  contextLength: number;
+  imageTokenId: number;
+  layers: NativeLayerPlan[];
+  bosId: number;
+  eosId: number;
+  addBos: boolean;
+  eogIds: number[];
+  mappedBytes: number;
+  activeBytesPerToken: number;
+  describe: string;
+  dotKernel: string;
+  threads: number;
+}
+
+export interface NativeCaptured {
+  name: string;
+  dtype: "f32" | "i32";
+  shape: number[];
+  data: Float32Array | Int32Array;
+  positions: Float64Array;
+}
+
+export interface NativeRunResult {
+  generated: Int32Array;
+  logits: Float32Array;
+  logitsRows: number;
+  stopReason: "eog" | "length" | "none";
+  prefillSeconds: number;
+  decodeSeconds: number;
+  captured: NativeCaptured[];
+}
+
+export type NativeEvent = { type: "token"; token: number } | { type: "progress"; phase: string; done: number; total: number };
+
+export interface NativeModel {
+  info(): NativeInfo;
+  tokenize(text: string, addBos: boolean, parseSpecial: boolean): Int32Array;
+  detokenize(ids: Int32Array | number[]): Buffer;
+  tokenBytes(id: number): Buffer;
+  tokenId(text: string): number;
+  hookNames(): string[];
+  estimateCapture(plan: object, nTokens: number): number;
+  run(request: object, cancel: NativeCancelFlag | null, onEvent: ((e: NativeEvent) => void) | null): Promise<NativeRunResult>;
+}
+
+export interface NativeCancelFlag {
+  cancel(): void;
+  readonly cancelled: boolean;
+}
+
+export interface Addon {
+  loadModel(path: string): Promise<NativeModel>;
+  CancelFlag: new () => NativeCancelFlag;
+  nativeSpin(ms: number, cancel: NativeCancelFlag | null): Promise<void>;
+  setThreads(n: number): void;
+  [testExport: string]: unknown;
+}
+
+let cached: Addon | undefined;
+
+export function addon(): Addon {
+  if (cached) return cached;
+  const root = path.resolve(__dirname, "..", "..", "..");
+  const candidates = [path.join(root, "build", "Release", "moescope.node"), path.join(root, "build", "Debug", "moescope.node")];
+  const failures: string[] = [];
+  for (const c of candidates) {
+    try {
+      cached = require(c) as Addon;
+      return cached;
+    } catch (e) {
+      failures.push(`${c}: ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  throw new MoescopeError(
+    `could not load the moescope native addon:\n  ${failures.join("\n  ")}\nPossible solutions:\n` +
+      `  - build it: npm run build:native (needs cmake and a C++17 compiler)\n  - reinstall: npm install`,
+    "ADDON_LOAD",
+  );
+}
