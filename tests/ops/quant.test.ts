@@ -157,10 +157,10 @@ function sameFloats(got: Float32Array, want: Float32Array) {
 }
 
 // |dot - exact| against the scale of the rounding error of a float32 sum: sqrt(sum (w_i x_i)^2).
-function checkDot(type: number, row: Buffer, n: number, ntok: number, r: ReturnType<typeof rng>, label: string) {
+function checkDot(type: number, row: Buffer, n: number, ntok: number, r: ReturnType<typeof rng>, label: string, offset = 0) {
   const w = dequantRef(type, row, n);
   const x = new Float32Array(n * ntok);
-  for (let i = 0; i < x.length; i++) x[i] = f(r.normal());
+  for (let i = 0; i < x.length; i++) x[i] = f(offset + r.normal());
   const fast: Float32Array = native._dot(type, row, x, n, ntok);
   const portable: Float32Array = native._dotScalar(type, row, x, n, ntok);
   let errFast = 0, errPortable = 0, norm = 0;
@@ -270,6 +270,16 @@ describe("fused dot kernels match the float64 dot of the dequantised row", () =>
         const row = randomRow(type, n, r);
         for (const ntok of NTOK) checkDot(type, row, n, ntok, r, `${name} n=${n} ntok=${ntok}`);
       }
+    });
+    // The decode kernels factor block scales and mins out of the inner loop (d*sum(q x) - m*sum(x));
+    // activations with a large common offset make those two sums large and cancelling.
+    it(`${name}: activations with a large common offset`, () => {
+      const r = rng(4000 + type);
+      const n = 4096;
+      const row = randomRow(type, n, r);
+      for (const ntok of [1, 3, 8]) checkDot(type, row, n, ntok, r, `${name} offset x ntok=${ntok}`, 20);
+      const wq: Buffer = native._quantize(type, new Float32Array(n).map(() => 0.02 * r.normal()));
+      checkDot(type, wq, n, 1, r, `${name} offset x, quantised weights`, -20);
     });
     it(`${name}: quantised normal weights, a long row`, () => {
       const r = rng(2000 + type);

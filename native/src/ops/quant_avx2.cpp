@@ -14,6 +14,8 @@
 //             multiplied into 4 accumulators; one pass over the weight bytes, no scratch.
 //   ntok  > 1 (prefill): 256 weights at a time are decoded once into a 1 KiB scratch, then each
 //             group of up to 8 activation rows multiplies the scratch (8 independent FMA chains).
+#include <cstddef>
+
 #include "ops/quant_blocks.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -250,15 +252,128 @@ MS_INLINE void dot_rows(const void* w, const float* x, int64_t ldx, int64_t n, i
   }
 }
 
+// ---- decode GEMV (ntok == 1) kernels that factor the block scales out of the inner loop ----
+// sum_i (d*q_i - m) * x_i = d * sum_i q_i x_i - m * sum_i x_i: the inner loop is then one
+// convert and one FMA per 8 weights (plus an add for the min), and the scales are applied once
+// per sub-block. Same value as multiplying the dequantised weights, up to float32 rounding of
+// the partial sums (the two terms are of the size of the result's terms, no cancellation beyond
+// that of the sum itself). Quants are widened straight from memory (vpmovzxbd m64), so no
+// lane-crossing shuffles are needed.
+
+MS_INLINE __m256i load_u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)); }
+MS_INLINE __m256i load_i8x8(const int8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)); }
+
+float gemv_q8_0(const block_q8_0* b, int64_t nb, const float* x) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k, x += QK8_0) {
+    const __m256 d = _mm256_set1_ps(half_to_float(b[k].d));
+    __m256 s0 = _mm256_mul_ps(_mm256_cvtepi32_ps(load_i8x8(b[k].qs + 0)), _mm256_loadu_ps(x + 0));
+    __m256 s1 = _mm256_mul_ps(_mm256_cvtepi32_ps(load_i8x8(b[k].qs + 8)), _mm256_loadu_ps(x + 8));
+    s0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_i8x8(b[k].qs + 16)), _mm256_loadu_ps(x + 16), s0);
+    s1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_i8x8(b[k].qs + 24)), _mm256_loadu_ps(x + 24), s1);
+    if (k & 1) acc1 = _mm256_fmadd_ps(d, _mm256_add_ps(s0, s1), acc1);
+    else acc0 = _mm256_fmadd_ps(d, _mm256_add_ps(s0, s1), acc0);
+  }
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+float gemv_q4_0(const block_q4_0* b, int64_t nb, const float* x) {
+  const __m256i m4 = _mm256_set1_epi32(0x0F);
+  const __m256 eight = _mm256_set1_ps(8.0f);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k, x += QK4_0) {
+    const __m256 d = _mm256_set1_ps(half_to_float(b[k].d));
+    // Byte j holds element j (low nibble) and j + 16 (high nibble); q - 8 is exact in float.
+    const __m256i v0 = load_u8x8(b[k].qs), v1 = load_u8x8(b[k].qs + 8);
+    __m256 s0 = _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v0, m4)), eight), _mm256_loadu_ps(x + 0));
+    __m256 s1 = _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v1, m4)), eight), _mm256_loadu_ps(x + 8));
+    s0 = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v0, 4)), eight), _mm256_loadu_ps(x + 16), s0);
+    s1 = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v1, 4)), eight), _mm256_loadu_ps(x + 24), s1);
+    if (k & 1) acc1 = _mm256_fmadd_ps(d, _mm256_add_ps(s0, s1), acc1);
+    else acc0 = _mm256_fmadd_ps(d, _mm256_add_ps(s0, s1), acc0);
+  }
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+// Q4_K and Q5_K: 32 bytes of qs hold sub-blocks 2j (low nibbles) and 2j+1 (high nibbles); Q5_K
+// adds the fifth bit of element l of sub-block s as bit s of qh[l].
+// The quant becomes a float without a conversion instruction: placed in the top mantissa bits of
+// BIAS (16.0f for 4 bits, 32.0f for 5) it reads as exactly BIAS + q. The bias is removed with the
+// min: d*(BIAS + q) - (BIAS*d + m) = d*q - m, and sum(x) is needed for the min anyway.
+template <bool FIVE_BITS>
+MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_off, int64_t nb, const float* x) {
+  constexpr int SHIFT = FIVE_BITS ? 18 : 19;  // q's top bit lands on mantissa bit 22
+  constexpr float BIAS = FIVE_BITS ? 32.0f : 16.0f;
+  const __m256i m4 = _mm256_set1_epi32(0x0F);
+  const __m256i magic = _mm256_castps_si256(_mm256_set1_ps(BIAS));
+  const __m256i bit5 = _mm256_set1_epi32(1 << (SHIFT + 4));
+  __m256 accd0 = _mm256_setzero_ps(), accd1 = _mm256_setzero_ps();  // sum of d1 * sum((BIAS + q) x)
+  __m256 accm0 = _mm256_setzero_ps(), accm1 = _mm256_setzero_ps();  // sum of (BIAS*d1 + m1) * sum(x)
+  for (int64_t k = 0; k < nb; ++k, x += QK_K) {
+    const uint8_t* blk = base + k * block_bytes;
+    const float d = half_to_float(*(const f16_bits*)blk), dmin = half_to_float(*(const f16_bits*)(blk + 2));
+    const uint8_t* scales = blk + 4;
+    const uint8_t* qs = blk + qs_off;
+    const uint8_t* qh = blk + 16;  // Q5_K only
+    for (int j = 0; j < 4; ++j) {
+      uint8_t sc0, m0, sc1, m1;
+      get_scale_min_k4(2 * j, scales, &sc0, &m0);
+      get_scale_min_k4(2 * j + 1, scales, &sc1, &m1);
+      const float* xa = x + 64 * j;
+      const float* xb = xa + 32;
+      // Two independent chains per sum (elements l and l + 8 of each 16): with one chain the
+      // FMA latency, not the arithmetic, would set the pace.
+      __m256 sqa[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sqb[2] = {sqa[0], sqa[0]};
+      __m256 sxa[2] = {sqa[0], sqa[0]}, sxb[2] = {sqa[0], sqa[0]};
+#pragma GCC unroll 4
+      for (int l = 0; l < 32; l += 8) {
+        const int c = (l >> 3) & 1;
+        const __m256i v = load_u8x8(qs + 32 * j + l);
+        __m256i qa = _mm256_slli_epi32(_mm256_and_si256(v, m4), SHIFT);
+        __m256i qb = _mm256_slli_epi32(_mm256_srli_epi32(v, 4), SHIFT);
+        if (FIVE_BITS) {
+          const __m256i h = load_u8x8(qh + l);
+          qa = _mm256_or_si256(qa, _mm256_and_si256(_mm256_slli_epi32(h, SHIFT + 4 - 2 * j), bit5));
+          qb = _mm256_or_si256(qb, _mm256_and_si256(_mm256_slli_epi32(h, SHIFT + 4 - 2 * j - 1), bit5));
+        }
+        const __m256 x0 = _mm256_loadu_ps(xa + l), x1 = _mm256_loadu_ps(xb + l);
+        sqa[c] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_or_si256(qa, magic)), x0, sqa[c]);
+        sqb[c] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_or_si256(qb, magic)), x1, sqb[c]);
+        sxa[c] = _mm256_add_ps(sxa[c], x0);
+        sxb[c] = _mm256_add_ps(sxb[c], x1);
+      }
+      const float d0 = d * sc0, d1 = d * sc1;
+      accd0 = _mm256_fmadd_ps(_mm256_set1_ps(d0), _mm256_add_ps(sqa[0], sqa[1]), accd0);
+      accd1 = _mm256_fmadd_ps(_mm256_set1_ps(d1), _mm256_add_ps(sqb[0], sqb[1]), accd1);
+      accm0 = _mm256_fmadd_ps(_mm256_set1_ps(BIAS * d0 + dmin * m0), _mm256_add_ps(sxa[0], sxa[1]), accm0);
+      accm1 = _mm256_fmadd_ps(_mm256_set1_ps(BIAS * d1 + dmin * m1), _mm256_add_ps(sxb[0], sxb[1]), accm1);
+    }
+  }
+  return hsum(_mm256_sub_ps(_mm256_add_ps(accd0, accd1), _mm256_add_ps(accm0, accm1)));
+}
+
+float gemv_q4_K(const block_q4_K* b, int64_t nb, const float* x) {
+  return gemv_kquant<false>((const uint8_t*)b, sizeof(block_q4_K), offsetof(block_q4_K, qs), nb, x);
+}
+float gemv_q5_K(const block_q5_K* b, int64_t nb, const float* x) {
+  return gemv_kquant<true>((const uint8_t*)b, sizeof(block_q5_K), offsetof(block_q5_K, qs), nb, x);
+}
+
+// Types without a factored GEMV decode into registers and multiply (the sink above).
+template <class T>
+float gemv_decode(const typename T::block* b, int64_t nb, const float* x) {
+  DotSink s{x, _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t k = 0; k < nb; ++k, s.x += T::QK) T::decode(b + k, s);
+  return s.total();
+}
+
 // ---- the kernels ----
 
-template <class T>
+template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
 void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
   const typename T::block* blocks = (const typename T::block*)w;
   if (ntok == 1) {
-    DotSink s{x, _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < n / T::QK; ++b, s.x += T::QK) T::decode(blocks + b, s);
-    out[0] = s.total();
+    out[0] = GEMV(blocks, n / T::QK, x);
     return;
   }
   dot_rows(w, x, ldx, n, ntok, out, ldo, [blocks](const void*, int64_t i0, int64_t cnt, float* scratch) {
@@ -337,11 +452,11 @@ DotFn avx2_dot(uint32_t type_id) {
     case GgmlType::F32: return dot_elems<LoadF32>;
     case GgmlType::F16: return dot_elems<LoadF16>;
     case GgmlType::BF16: return dot_elems<LoadBF16>;
-    case GgmlType::Q8_0: return dot_blocks<Q8_0>;
-    case GgmlType::Q4_0: return dot_blocks<Q4_0>;
-    case GgmlType::Q4_K: return dot_blocks<Q4_K>;
-    case GgmlType::Q5_K: return dot_blocks<Q5_K>;
-    case GgmlType::Q6_K: return dot_blocks<Q6_K>;
+    case GgmlType::Q8_0: return dot_blocks<Q8_0, gemv_q8_0>;
+    case GgmlType::Q4_0: return dot_blocks<Q4_0, gemv_q4_0>;
+    case GgmlType::Q4_K: return dot_blocks<Q4_K, gemv_q4_K>;
+    case GgmlType::Q5_K: return dot_blocks<Q5_K, gemv_q5_K>;
+    case GgmlType::Q6_K: return dot_blocks<Q6_K, gemv_decode<Q6_K>>;
     default: return nullptr;
   }
 }
