@@ -9,7 +9,8 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <unordered_map>
+#include <functional>
+#include <string_view>
 
 #include "common/error.h"
 #include "tokenizer/o200k.h"
@@ -122,6 +123,66 @@ class MergeTable {
   size_t mask_ = 0;
 };
 
+// Strings by id, back to back in one buffer: 200k small allocations made loading slow.
+class StringPool {
+ public:
+  void reserve(size_t count, size_t bytes) {
+    offsets_.reserve(count + 1);
+    data_.reserve(bytes);
+  }
+  void push(std::string_view s) {
+    data_.append(s.data(), s.size());
+    offsets_.push_back(data_.size());
+  }
+  std::string_view at(int32_t id) const { return {data_.data() + offsets_[id], offsets_[id + 1] - offsets_[id]}; }
+
+ private:
+  std::string data_;
+  std::vector<size_t> offsets_{0};
+};
+
+// Vocabulary string -> lowest id, open addressing over (hash, id) with the texts in a StringPool.
+class TokenIndex {
+ public:
+  void build(const std::vector<std::string>& tokens) {
+    size_t total = 0;
+    for (const std::string& t : tokens) total += t.size();
+    texts_.reserve(tokens.size(), total);
+    for (const std::string& t : tokens) texts_.push(t);
+    size_t cap = 16;
+    while (cap < 2 * tokens.size()) cap <<= 1;
+    slots_.assign(cap, Slot{0, -1});
+    mask_ = cap - 1;
+    for (int32_t id = 0; id < (int32_t)tokens.size(); id++)
+      if (!tokens[id].empty()) insert_if_absent(id);
+  }
+  int32_t find(std::string_view text) const {
+    const size_t h = std::hash<std::string_view>()(text);
+    for (size_t i = h & mask_; slots_[i].id >= 0; i = (i + 1) & mask_) {
+      if (slots_[i].hash == (uint32_t)h && texts_.at(slots_[i].id) == text) return slots_[i].id;
+    }
+    return -1;
+  }
+
+ private:
+  struct Slot {
+    uint32_t hash;
+    int32_t id;  // -1: empty
+  };
+  void insert_if_absent(int32_t id) {
+    const std::string_view text = texts_.at(id);
+    const size_t h = std::hash<std::string_view>()(text);
+    size_t i = h & mask_;
+    for (; slots_[i].id >= 0; i = (i + 1) & mask_) {
+      if (slots_[i].hash == (uint32_t)h && texts_.at(slots_[i].id) == text) return;
+    }
+    slots_[i] = {(uint32_t)h, id};
+  }
+  StringPool texts_;
+  std::vector<Slot> slots_{Slot{0, -1}};
+  size_t mask_ = 0;
+};
+
 // When a token's text is cut out of the input as that token. llama.cpp and HF agree: control tokens
 // (HF "special" added tokens) only when special tokens are parsed; user-defined tokens (HF non-special
 // added tokens) always, like words the vocabulary insists on.
@@ -179,8 +240,8 @@ struct Scratch {
 }  // namespace
 
 struct Tokenizer::Impl {
-  std::vector<std::string> bytes;                     // id -> raw bytes
-  std::unordered_map<std::string, int32_t> id_of;     // vocabulary string -> lowest id
+  StringPool bytes;                                   // id -> raw bytes
+  TokenIndex id_of;                                   // vocabulary string -> lowest id
   std::array<int32_t, 256> byte_token{};              // byte -> its single-byte token
   MergeTable merges;
   SpecialMatcher specials;
@@ -189,7 +250,7 @@ struct Tokenizer::Impl {
   void build_vocab(const TokenizerSpec& spec);
   void build_byte_tokens(const TokenizerSpec& spec);
   void build_merges(const TokenizerSpec& spec);
-  int32_t merge_part(const TokenizerSpec& spec, size_t rank, const std::string& part) const;
+  int32_t merge_part(const TokenizerSpec& spec, size_t rank, std::string_view part) const;
 
   void push_candidate(Scratch& s, int32_t left) const {
     if (left < 0) return;
@@ -295,12 +356,13 @@ bool is_literal(const TokenizerSpec& spec, MatchMode mode, int32_t id) {
 
 void Tokenizer::Impl::build_vocab(const TokenizerSpec& spec) {
   const std::vector<MatchMode> modes = match_modes(spec);
-  bytes.resize(spec.tokens.size());
-  id_of.reserve(spec.tokens.size());
+  id_of.build(spec.tokens);
+  bytes.reserve(spec.tokens.size(), 0);
+  std::string raw;
   for (int32_t id = 0; id < (int32_t)spec.tokens.size(); id++) {
     const std::string& text = spec.tokens[id];
-    if (!text.empty()) id_of.emplace(text, id);
-    if (is_literal(spec, modes[id], id) || !gpt2_to_bytes(text, bytes[id])) bytes[id] = text;
+    const bool literal = is_literal(spec, modes[id], id) || !gpt2_to_bytes(text, raw);
+    bytes.push(literal ? std::string_view(text) : std::string_view(raw));
     specials.add(text, id, modes[id]);
   }
   specials.finish();
@@ -308,32 +370,34 @@ void Tokenizer::Impl::build_vocab(const TokenizerSpec& spec) {
 
 void Tokenizer::Impl::build_byte_tokens(const TokenizerSpec& spec) {
   for (int b = 0; b < 256; b++) {
-    const auto it = id_of.find(byte_token_text((uint8_t)b));
-    MOESCOPE_CHECK(it != id_of.end(), "TOKENIZER_BAD_VOCAB",
+    const int32_t id = id_of.find(byte_token_text((uint8_t)b));
+    MOESCOPE_CHECK(id >= 0, "TOKENIZER_BAD_VOCAB",
                    "%s: the vocabulary lacks the token for byte 0x%02X, which byte-level BPE needs",
                    spec.source.c_str(), b);
-    byte_token[b] = it->second;
+    byte_token[b] = id;
   }
 }
 
-int32_t Tokenizer::Impl::merge_part(const TokenizerSpec& spec, size_t rank, const std::string& part) const {
-  const auto it = id_of.find(part);
-  MOESCOPE_CHECK(it != id_of.end(), "TOKENIZER_BAD_MERGE", "%s: merge %zu ('%s') uses '%s', which is not in the vocabulary",
-                 spec.source.c_str(), rank, spec.merges[rank].c_str(), part.c_str());
-  return it->second;
+int32_t Tokenizer::Impl::merge_part(const TokenizerSpec& spec, size_t rank, std::string_view part) const {
+  const int32_t id = id_of.find(part);
+  MOESCOPE_CHECK(id >= 0, "TOKENIZER_BAD_MERGE", "%s: merge %zu ('%s') uses '%s', which is not in the vocabulary",
+                 spec.source.c_str(), rank, spec.merges[rank].c_str(), std::string(part).c_str());
+  return id;
 }
 
 void Tokenizer::Impl::build_merges(const TokenizerSpec& spec) {
   merges.reserve(spec.merges.size());
+  std::string joined;
   for (size_t rank = 0; rank < spec.merges.size(); rank++) {
     const std::string& m = spec.merges[rank];
     const size_t sp = m.find(' ');
     MOESCOPE_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < m.size() && m.find(' ', sp + 1) == std::string::npos,
                    "TOKENIZER_BAD_MERGE", "%s: merge %zu ('%s') is not two tokens separated by one space",
                    spec.source.c_str(), rank, m.c_str());
-    const std::string left = m.substr(0, sp), right = m.substr(sp + 1);
+    const std::string_view left(m.data(), sp), right(m.data() + sp + 1, m.size() - sp - 1);
     const int32_t l = merge_part(spec, rank, left), r = merge_part(spec, rank, right);
-    const int32_t result = merge_part(spec, rank, left + right);
+    joined.assign(left).append(right);
+    const int32_t result = merge_part(spec, rank, joined);
     merges.insert_if_absent(pair_key(l, r), Merge{(int32_t)rank, result});
   }
 }
@@ -379,7 +443,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool
 std::string Tokenizer::token_bytes(int32_t id) const {
   MOESCOPE_CHECK(id >= 0 && id < vocab_size(), "TOKENIZER_BAD_ID", "%s: token id %d is outside the vocabulary (%d tokens)",
                  spec_.source.c_str(), id, vocab_size());
-  return impl_->bytes[id];
+  return std::string(impl_->bytes.at(id));
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
@@ -387,14 +451,13 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   for (int32_t id : ids) {
     MOESCOPE_CHECK(id >= 0 && id < vocab_size(), "TOKENIZER_BAD_ID", "%s: token id %d is outside the vocabulary (%d tokens)",
                    spec_.source.c_str(), id, vocab_size());
-    out += impl_->bytes[id];
+    out += impl_->bytes.at(id);
   }
   return out;
 }
 
 int32_t Tokenizer::token_id(std::string_view token_text) const {
-  const auto it = impl_->id_of.find(std::string(token_text));
-  return it == impl_->id_of.end() ? -1 : it->second;
+  return impl_->id_of.find(token_text);
 }
 
 bool Tokenizer::is_eog(int32_t id) const { return id >= 0 && id < vocab_size() && impl_->eog[id]; }
