@@ -281,6 +281,22 @@ describe("fused dot kernels match the float64 dot of the dequantised row", () =>
       const wq: Buffer = native._quantize(type, new Float32Array(n).map(() => 0.02 * r.normal()));
       checkDot(type, wq, n, 1, r, `${name} offset x, quantised weights`, -20);
     });
+    it(`${name}: dot_rows (4-row prefill tiles) equals dot row by row, bit for bit`, () => {
+      const r = rng(5000 + type);
+      const bs = blockInfo[type].bs;
+      for (const [n, nrows] of [[bs === 1 ? 264 : 2 * Math.max(bs, 128), 9], [bs === 1 ? 13 : bs, 5], [1024, 4]]) {
+        const rows = Buffer.concat(Array.from({ length: nrows }, () => randomRow(type, n, r)));
+        const stride = rows.length / nrows;
+        for (const ntok of [1, 2, 3, 8, 67]) {
+          const x = new Float32Array(n * ntok).map(() => f(r.normal()));
+          const tiled: Float32Array = native._dotRows(type, rows, x, n, ntok, nrows);
+          for (let row = 0; row < nrows; row++) {
+            const one: Float32Array = native._dot(type, rows.subarray(row * stride, (row + 1) * stride), x, n, ntok);
+            for (let t = 0; t < ntok; t++) expect(tiled[t * nrows + row], `${name} n=${n} ntok=${ntok} row=${row} t=${t}`).toBe(one[t]);
+          }
+        }
+      }
+    });
     it(`${name}: quantised normal weights, a long row`, () => {
       const r = rng(2000 + type);
       const n = 16384;

@@ -4,6 +4,8 @@
 //   _dequantize(typeId, Buffer, n)          -> Float32Array(n)
 //   _dot(typeId, Buffer wRow, Float32Array x, n, ntok)       -> Float32Array(ntok)  (the registry's dot)
 //   _dotScalar(typeId, Buffer wRow, Float32Array x, n, ntok) -> Float32Array(ntok)  (the portable dot)
+//   _dotRows(typeId, Buffer w, Float32Array x, n, ntok, nrows) -> Float32Array(ntok * nrows), [t * nrows + r]
+//                                            (nrows consecutive rows through the registry's dot_rows)
 //   _quantize(typeId, Float32Array)         -> Buffer
 // x holds ntok rows of n floats back to back. Every size is checked before native code reads
 // memory: a wrong length throws, it never reads past a buffer.
@@ -98,6 +100,32 @@ Napi::Value DotWith(const Napi::CallbackInfo& info, bool portable) {
   return out;
 }
 
+Napi::Value DotRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const TypeTraits& tt = computable(env, info[0]);
+  const int64_t n = checked_n(env, info[3], tt);
+  if (!info[4].IsNumber() || !info[5].IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "ntok and nrows must be numbers");
+  const int64_t ntok = info[4].As<Napi::Number>().Int64Value();
+  const int64_t nrows = info[5].As<Napi::Number>().Int64Value();
+  if (ntok < 1 || ntok > (1 << 20) || nrows < 1 || nrows > (1 << 24))
+    throw_js(env, "QUANT_BAD_ARGUMENT", "ntok and nrows must be at least 1");
+  if (!info[1].IsBuffer()) throw_js(env, "QUANT_BAD_ARGUMENT", "weights must be a Buffer");
+  Napi::Buffer<uint8_t> w = info[1].As<Napi::Buffer<uint8_t>>();
+  const size_t stride = row_bytes(tt, n);
+  if (w.Length() < stride * (size_t)nrows)
+    throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("%lld %s rows of %lld elements need %zu bytes, got %zu", (long long)nrows,
+                                               tt.name, (long long)n, stride * (size_t)nrows, w.Length()));
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_js(env, "QUANT_BAD_ARGUMENT", "x must be a Float32Array");
+  Napi::Float32Array x = info[2].As<Napi::Float32Array>();
+  if ((int64_t)x.ElementLength() < ntok * n)
+    throw_js(env, "QUANT_BAD_ARGUMENT",
+             strfmt("x must hold ntok*n = %lld floats, got %zu", (long long)(ntok * n), x.ElementLength()));
+  Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)(ntok * nrows));
+  tt.dot_rows(w.Data(), stride, nrows, x.Data(), n, n, (int)ntok, out.Data(), nrows);
+  return out;
+}
+
 Napi::Value Dot(const Napi::CallbackInfo& info) { return DotWith(info, false); }
 Napi::Value DotScalar(const Napi::CallbackInfo& info) { return DotWith(info, true); }
 
@@ -124,6 +152,7 @@ void register_quant(Napi::Env env, Napi::Object exports) {
   exports.Set("_dequantize", Napi::Function::New(env, Dequantize, "_dequantize"));
   exports.Set("_dot", Napi::Function::New(env, Dot, "_dot"));
   exports.Set("_dotScalar", Napi::Function::New(env, DotScalar, "_dotScalar"));
+  exports.Set("_dotRows", Napi::Function::New(env, DotRows, "_dotRows"));
   exports.Set("_quantize", Napi::Function::New(env, Quantize, "_quantize"));
   exports.Set("dotKernel", Napi::String::New(env, dot_kernel_name()));
 }

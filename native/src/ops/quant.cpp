@@ -7,6 +7,7 @@
 //   dot        fused dot of one weight row with ntok float32 activation rows: each block is
 //              decoded once into a block-sized scratch and used for all ntok rows; float32
 //              accumulation in 8 lanes (like the SIMD kernels), never a whole dequantised row;
+//   dot_rows   the same for several consecutive rows (the AVX2 one tiles 4 rows for prefill);
 //   from_float a quantiser producing valid blocks (used by `moescope synth` and tests; simpler
 //              than llama.cpp's search-based quantisers, not bit-identical to them).
 // The dot in the table is the AVX2/FMA one (quant_avx2.cpp) when the CPU has it, else the
@@ -149,6 +150,13 @@ void dot_span(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, f
       out[(int64_t)(t0 + t) * ldo] = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
     }
   }
+}
+
+// The portable kernels have no multi-row tile: rows one after the other.
+template <SpanDecoder DECODE>
+void dot_rows_span(const void* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n, int ntok,
+                   float* out, int64_t ldo) {
+  for (int64_t r = 0; r < nrows; ++r) dot_span<DECODE>((const uint8_t*)w + r * stride, x, ldx, n, ntok, out + r, ldo);
 }
 
 // ---- quantisers ----
@@ -325,11 +333,11 @@ struct Registry {
 Registry build_registry() {
   Registry r{};
   auto known = [&](GgmlType t, const char* name, int64_t bs, size_t ts) {
-    r.traits[(int)t] = TypeTraits{name, bs, ts, false, nullptr, nullptr, nullptr};
+    r.traits[(int)t] = TypeTraits{name, bs, ts, false, nullptr, nullptr, nullptr, nullptr};
     r.defined[(int)t] = true;
   };
   auto unknown_id = [&](int id, const char* name, int64_t bs, size_t ts) {
-    r.traits[id] = TypeTraits{name, bs, ts, false, nullptr, nullptr, nullptr};
+    r.traits[id] = TypeTraits{name, bs, ts, false, nullptr, nullptr, nullptr, nullptr};
     r.defined[id] = true;
   };
   // Types GGUF defines that moescope does not compute with: sizes only.
@@ -361,14 +369,15 @@ Registry build_registry() {
 
   const bool simd = avx2_available();
   r.kernel_name = simd ? "avx2+fma" : "scalar";
-  auto full = [&](GgmlType t, const char* name, int64_t bs, size_t ts, SpanDecoder, void (*to_float)(const void*, float*, int64_t),
-                  DotFn dot_portable, void (*from_float)(const float*, void*, int64_t)) {
+  auto full = [&](GgmlType t, const char* name, int64_t bs, size_t ts, void (*to_float)(const void*, float*, int64_t),
+                  DotFn dot_portable, DotRowsFn dot_rows_portable, void (*from_float)(const float*, void*, int64_t)) {
     DotFn dot = simd && avx2_dot((uint32_t)t) ? avx2_dot((uint32_t)t) : dot_portable;
-    r.traits[(int)t] = TypeTraits{name, bs, ts, true, to_float, dot, from_float};
+    DotRowsFn dot_rows = simd && avx2_dot_rows((uint32_t)t) ? avx2_dot_rows((uint32_t)t) : dot_rows_portable;
+    r.traits[(int)t] = TypeTraits{name, bs, ts, true, to_float, dot, from_float, dot_rows};
     r.defined[(int)t] = true;
   };
 #define MOESCOPE_FULL_TYPE(T, BS, TS, dec, quantize) \
-  full(GgmlType::T, #T, BS, TS, dec, to_float_span<dec>, dot_span<dec>, quantize)
+  full(GgmlType::T, #T, BS, TS, to_float_span<dec>, dot_span<dec>, dot_rows_span<dec>, quantize)
   MOESCOPE_FULL_TYPE(F32, 1, 4, decode_f32, quantize_f32);
   MOESCOPE_FULL_TYPE(F16, 1, 2, decode_f16, quantize_f16);
   MOESCOPE_FULL_TYPE(BF16, 1, 2, decode_bf16, quantize_bf16);
@@ -398,6 +407,20 @@ DotFn scalar_dot(uint32_t type_id) {
     case GgmlType::Q4_K: return dot_span<decode_q4_K>;
     case GgmlType::Q5_K: return dot_span<decode_q5_K>;
     case GgmlType::Q6_K: return dot_span<decode_q6_K>;
+    default: return nullptr;
+  }
+}
+
+DotRowsFn scalar_dot_rows(uint32_t type_id) {
+  switch ((GgmlType)type_id) {
+    case GgmlType::F32: return dot_rows_span<decode_f32>;
+    case GgmlType::F16: return dot_rows_span<decode_f16>;
+    case GgmlType::BF16: return dot_rows_span<decode_bf16>;
+    case GgmlType::Q8_0: return dot_rows_span<decode_q8_0>;
+    case GgmlType::Q4_0: return dot_rows_span<decode_q4_0>;
+    case GgmlType::Q4_K: return dot_rows_span<decode_q4_K>;
+    case GgmlType::Q5_K: return dot_rows_span<decode_q5_K>;
+    case GgmlType::Q6_K: return dot_rows_span<decode_q6_K>;
     default: return nullptr;
   }
 }

@@ -26,6 +26,12 @@ struct TypeTraits {
   void (*dot)(const void* w_row, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo);
   // Quantise n floats into the format (used by `moescope synth` and tests); nullptr if unsupported.
   void (*from_float)(const float* src, void* dst, int64_t n);
+  // `dot` for nrows consecutive weight rows (row r at (const char*)w + r * row_stride bytes), writing
+  // out[t*ldo + r]. Same numbers as calling `dot` per row (bit for bit), but for ntok > 1 it works
+  // on tiles of 4 rows, so each activation vector loaded from cache feeds 4 rows: prefer it for
+  // prefill (give each thread a group of rows, a multiple of 4 where possible).
+  void (*dot_rows)(const void* w, size_t row_stride, int64_t nrows, const float* x, int64_t ldx, int64_t n, int ntok,
+                   float* out, int64_t ldo);
 };
 
 // nullptr for an id GGUF does not define.

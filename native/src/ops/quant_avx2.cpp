@@ -32,6 +32,13 @@ namespace moescope::quant {
 namespace {
 
 #define MS_INLINE inline __attribute__((always_inline))
+// Loops over registers (accumulators of a tile) must be unrolled completely, or the "registers"
+// become stack memory; -O2 alone does not always do it.
+#if defined(__clang__)
+#define MS_UNROLL _Pragma("unroll")
+#else
+#define MS_UNROLL _Pragma("GCC unroll 16")
+#endif
 
 MS_INLINE float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -205,12 +212,12 @@ struct Q6_K {
 template <int G>
 MS_INLINE void fma_rows(const float* w, int64_t cnt8, const float* x, int64_t ldx, __m256* acc) {
   __m256 a[G];
-  for (int g = 0; g < G; ++g) a[g] = acc[g];
+  MS_UNROLL for (int g = 0; g < G; ++g) a[g] = acc[g];
   for (int64_t i = 0; i < cnt8; i += 8) {
     const __m256 wv = _mm256_loadu_ps(w + i);
-    for (int g = 0; g < G; ++g) a[g] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + g * ldx + i), a[g]);
+    MS_UNROLL for (int g = 0; g < G; ++g) a[g] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + g * ldx + i), a[g]);
   }
-  for (int g = 0; g < G; ++g) acc[g] = a[g];
+  MS_UNROLL for (int g = 0; g < G; ++g) acc[g] = a[g];
 }
 
 // Multiply a decoded span of cnt weights into nt activation rows: groups of 8, then 4, 2, 1.
@@ -249,6 +256,54 @@ MS_INLINE void dot_rows(const void* w, const float* x, int64_t ldx, int64_t n, i
       span_into_rows(wf, cnt, xt + i0, ldx, nt, acc, tail);
     }
     for (int t = 0; t < nt; ++t) out[(int64_t)(t0 + t) * ldo] = hsum(acc[t]) + tail[t];
+  }
+}
+
+// ---- the multi-row prefill driver (dot_rows) ----
+// One row at a time, every activation row is streamed from cache once per weight row. Four weight
+// rows at a time, each activation vector loaded feeds 4 FMAs: the tile is 4 rows x 2 tokens
+// (8 accumulators, 4 weight vectors, 1 activation vector: 13 of the 16 registers).
+constexpr int TILE_ROWS = 4;
+
+template <int T>
+MS_INLINE void fma_tile(const float* const* w, int64_t cnt, const float* x, int64_t ldx, __m256 (*acc)[TILE_ROWS]) {
+  __m256 a[T][TILE_ROWS];
+  MS_UNROLL for (int t = 0; t < T; ++t)
+    MS_UNROLL for (int r = 0; r < TILE_ROWS; ++r) a[t][r] = acc[t][r];
+  for (int64_t i = 0; i < cnt; i += 8) {
+    __m256 wv[TILE_ROWS];
+    MS_UNROLL for (int r = 0; r < TILE_ROWS; ++r) wv[r] = _mm256_load_ps(w[r] + i);
+    MS_UNROLL for (int t = 0; t < T; ++t) {
+      const __m256 xv = _mm256_loadu_ps(x + t * ldx + i);
+      MS_UNROLL for (int r = 0; r < TILE_ROWS; ++r) a[t][r] = _mm256_fmadd_ps(wv[r], xv, a[t][r]);
+    }
+  }
+  MS_UNROLL for (int t = 0; t < T; ++t)
+    MS_UNROLL for (int r = 0; r < TILE_ROWS; ++r) acc[t][r] = a[t][r];
+}
+
+// Four rows (row r at w + r * stride bytes) against ntok activation rows; out[t * ldo + r].
+// DECODE(row, i0, cnt, scratch) writes cnt floats (a multiple of 8) to the 32-byte aligned scratch.
+template <class Decode>
+MS_INLINE void dot_4rows(const uint8_t* w, size_t stride, const float* x, int64_t ldx, int64_t n, int ntok, float* out,
+                         int64_t ldo, Decode decode) {
+  alignas(32) float scratch[TILE_ROWS][CHUNK];
+  __m256 acc[TOKENS_PER_PASS][TILE_ROWS];
+  const float* rows[TILE_ROWS] = {scratch[0], scratch[1], scratch[2], scratch[3]};
+  for (int t0 = 0; t0 < ntok; t0 += TOKENS_PER_PASS) {
+    const int nt = ntok - t0 < TOKENS_PER_PASS ? ntok - t0 : TOKENS_PER_PASS;
+    for (int t = 0; t < nt; ++t)
+      for (int r = 0; r < TILE_ROWS; ++r) acc[t][r] = _mm256_setzero_ps();
+    const float* xt = x + (int64_t)t0 * ldx;
+    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+      const int64_t cnt = n - i0 < CHUNK ? n - i0 : CHUNK;
+      for (int r = 0; r < TILE_ROWS; ++r) decode(w + r * stride, i0, cnt, scratch[r]);
+      int t = 0;
+      for (; t + 2 <= nt; t += 2) fma_tile<2>(rows, cnt, xt + t * ldx + i0, ldx, acc + t);
+      if (t < nt) fma_tile<1>(rows, cnt, xt + t * ldx + i0, ldx, acc + t);
+    }
+    for (int t = 0; t < nt; ++t)
+      for (int r = 0; r < TILE_ROWS; ++r) out[(int64_t)(t0 + t) * ldo + r] = hsum(acc[t][r]);
   }
 }
 
@@ -325,8 +380,7 @@ MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_o
       // FMA latency, not the arithmetic, would set the pace.
       __m256 sqa[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sqb[2] = {sqa[0], sqa[0]};
       __m256 sxa[2] = {sqa[0], sqa[0]}, sxb[2] = {sqa[0], sqa[0]};
-#pragma GCC unroll 4
-      for (int l = 0; l < 32; l += 8) {
+      MS_UNROLL for (int l = 0; l < 32; l += 8) {
         const int c = (l >> 3) & 1;
         const __m256i v = load_u8x8(qs + 32 * j + l);
         __m256i qa = _mm256_slli_epi32(_mm256_and_si256(v, m4), SHIFT);
@@ -383,6 +437,24 @@ void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok,
   });
 }
 
+// nrows rows of a block type: tiles of 4 rows for prefill; single rows for the rest and for decode.
+template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
+void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n, int ntok,
+                     float* out, int64_t ldo) {
+  const uint8_t* wb = (const uint8_t*)w;
+  int64_t r = 0;
+  if (ntok > 1) {
+    for (; r + TILE_ROWS <= nrows; r += TILE_ROWS)
+      dot_4rows(wb + r * stride, stride, x, ldx, n, ntok, out + r, ldo,
+                [](const uint8_t* row, int64_t i0, int64_t cnt, float* scratch) {
+                  StoreSink s{scratch};
+                  const typename T::block* blocks = (const typename T::block*)row;
+                  for (int64_t b = i0 / T::QK; b < (i0 + cnt) / T::QK; ++b, s.y += T::QK) T::decode(blocks + b, s);
+                });
+  }
+  for (; r < nrows; ++r) dot_blocks<T, GEMV>(wb + r * stride, x, ldx, n, ntok, out + r, ldo);
+}
+
 // Element types: load 8 weights as floats.
 struct LoadF32 {
   using elem = float;
@@ -429,6 +501,22 @@ void dot_elems(const void* wv, const float* x, int64_t ldx, int64_t n, int ntok,
   });
 }
 
+template <class L>
+void dot_rows_elems(const void* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n, int ntok,
+                    float* out, int64_t ldo) {
+  const uint8_t* wb = (const uint8_t*)w;
+  int64_t r = 0;
+  if (ntok > 1 && n % 8 == 0) {  // the tile has no scalar tail
+    for (; r + TILE_ROWS <= nrows; r += TILE_ROWS)
+      dot_4rows(wb + r * stride, stride, x, ldx, n, ntok, out + r, ldo,
+                [](const uint8_t* row, int64_t i0, int64_t cnt, float* scratch) {
+                  const typename L::elem* e = (const typename L::elem*)row + i0;
+                  for (int64_t i = 0; i < cnt; i += 8) _mm256_store_ps(scratch + i, L::load(e + i));
+                });
+  }
+  for (; r < nrows; ++r) dot_elems<L>(wb + r * stride, x, ldx, n, ntok, out + r, ldo);
+}
+
 }  // namespace
 }  // namespace moescope::quant
 
@@ -444,6 +532,21 @@ namespace moescope::quant {
 bool avx2_available() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+DotRowsFn avx2_dot_rows(uint32_t type_id) {
+  if (!avx2_available()) return nullptr;
+  switch ((GgmlType)type_id) {
+    case GgmlType::F32: return dot_rows_elems<LoadF32>;
+    case GgmlType::F16: return dot_rows_elems<LoadF16>;
+    case GgmlType::BF16: return dot_rows_elems<LoadBF16>;
+    case GgmlType::Q8_0: return dot_rows_blocks<Q8_0, gemv_q8_0>;
+    case GgmlType::Q4_0: return dot_rows_blocks<Q4_0, gemv_q4_0>;
+    case GgmlType::Q4_K: return dot_rows_blocks<Q4_K, gemv_q4_K>;
+    case GgmlType::Q5_K: return dot_rows_blocks<Q5_K, gemv_q5_K>;
+    case GgmlType::Q6_K: return dot_rows_blocks<Q6_K, gemv_decode<Q6_K>>;
+    default: return nullptr;
+  }
 }
 
 DotFn avx2_dot(uint32_t type_id) {
@@ -468,6 +571,7 @@ DotFn avx2_dot(uint32_t type_id) {
 namespace moescope::quant {
 bool avx2_available() { return false; }
 DotFn avx2_dot(uint32_t) { return nullptr; }
+DotRowsFn avx2_dot_rows(uint32_t) { return nullptr; }
 }  // namespace moescope::quant
 
 #endif

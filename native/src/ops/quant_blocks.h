@@ -109,8 +109,12 @@ inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
 // the portable dot on the same data). nullptr where the type has no kernel in that family.
 using DotFn = void (*)(const void* w_row, const float* x, int64_t ldx, int64_t n, int ntok, float* out,
                        int64_t ldo);
+using DotRowsFn = void (*)(const void* w, size_t row_stride, int64_t nrows, const float* x, int64_t ldx, int64_t n,
+                          int ntok, float* out, int64_t ldo);
 DotFn scalar_dot(uint32_t type_id);
+DotRowsFn scalar_dot_rows(uint32_t type_id);
 DotFn avx2_dot(uint32_t type_id);  // nullptr on non-x86 builds and on CPUs without AVX2+FMA+F16C
+DotRowsFn avx2_dot_rows(uint32_t type_id);
 bool avx2_available();
 
 }  // namespace moescope::quant
