@@ -226,7 +226,8 @@ export function buildWriter(p: SynthPreset, choice: string, presetName: string, 
 // ---- deterministic random numbers: xoshiro128** seeded by splitmix32(seed, tensor index) ----
 class Rng {
   private s = new Uint32Array(4);
-  private spare = NaN;
+  private spare = 0;
+  private have = false;
   constructor(seed: number, stream: number) {
     let x = (seed ^ Math.imul(stream + 1, 0x9e3779b9)) >>> 0;
     for (let i = 0; i < 4; i++) {
@@ -244,15 +245,41 @@ class Rng {
     s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 11);
     return result;
   }
-  // Box-Muller, both outputs used.
+  // Two standard normals per 32 random bits, from a table of 65536 normal quantiles (one table
+  // lookup each): Box-Muller's log/cos cost more than all the rest of the synthesis together.
+  // The values are the quantiles (i + 1/2) / 65536, so the tails stop near ±4.3 sigma.
   normal(): number {
-    if (!Number.isNaN(this.spare)) { const v = this.spare; this.spare = NaN; return v; }
-    const u1 = (this.u32() + 1) / 4294967297, u2 = this.u32() / 4294967296;
-    const r = Math.sqrt(-2 * Math.log(u1));
-    this.spare = r * Math.sin(2 * Math.PI * u2);
-    return r * Math.cos(2 * Math.PI * u2);
+    if (this.have) { this.have = false; return NORMAL_QUANTILES[this.spare]; }
+    const u = this.u32();
+    this.spare = u & 0xffff;
+    this.have = true;
+    return NORMAL_QUANTILES[u >>> 16];
   }
 }
+
+// Acklam's rational approximation of the inverse normal CDF (relative error below 1.2e-9).
+function inverseNormalCdf(p: number): number {
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const lo = 0.02425;
+  if (p < lo) {
+    const q = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  if (p > 1 - lo) return -inverseNormalCdf(1 - p);
+  const q = p - 0.5, r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+    (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+
+const NORMAL_QUANTILES = (() => {
+  const t = new Float64Array(65536);
+  for (let i = 0; i < t.length; i++) t[i] = inverseNormalCdf((i + 0.5) / t.length);
+  return t;
+})();
+
 function rotl(x: number, k: number) { return ((x << k) | (x >>> (32 - k))) >>> 0; }
 
 interface QuantAddon { _quantize(type: number, x: Float32Array): Buffer }

@@ -1,0 +1,51 @@
+// Single-thread throughput of the weight-type kernels, through the addon's _dotRows export (one
+// native call per matrix, so the JS overhead is nil). Not a test: run it by hand,
+//   node tests/ops/quant-bench.js [--mb 96] [--n 4096] [--reps 5] [--types Q4_K,Q8_0] [--ntok 1,32]
+// Decode (ntok = 1) uses a matrix of about --mb MB of weight bytes (default 96 MB, above the 32 MB
+// L3 of the dev machine), so the figure includes the trip to memory. Prefill (ntok > 1) uses 1024
+// rows: it is compute-bound and reported in GFLOP/s. Each figure is the best of --reps runs.
+"use strict";
+const path = require("path");
+const native = require(path.resolve(__dirname, "../../build/Release/moescope.node"));
+
+const TYPES = { F32: 0, F16: 1, BF16: 30, Q8_0: 8, Q4_0: 2, Q4_K: 12, Q5_K: 13, Q6_K: 14 };
+const args = process.argv.slice(2);
+const opt = (k, d) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1] : d; };
+const mb = Number(opt("mb", 96)), n = Number(opt("n", 4096)), reps = Number(opt("reps", 5));
+const types = opt("types", Object.keys(TYPES).join(",")).split(",");
+const ntoks = opt("ntok", "1,32").split(",").map(Number);
+
+function matrix(type, rows) {
+  // 64 distinct quantised rows of normal(0, 0.02) weights, repeated: speed does not depend on values.
+  const distinct = 64;
+  const w = new Float32Array(n * distinct);
+  for (let i = 0; i < w.length; i++) w[i] = 0.02 * Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
+  const q = native._quantize(type, w);
+  const stride = q.length / distinct;
+  const out = Buffer.allocUnsafe(stride * rows);
+  for (let r = 0; r < rows; r += distinct) q.copy(out, r * stride, 0, Math.min(distinct, rows - r) * stride);
+  return { buf: out, stride };
+}
+
+console.log(`kernel: ${native.dotKernel}; n = ${n}; best of ${reps}`);
+for (const name of types) {
+  const type = TYPES[name];
+  for (const ntok of ntoks) {
+    const stride = native._quantize(type, new Float32Array(n)).length;
+    const rows = ntok === 1 ? Math.max(64, Math.round((mb * 1e6) / stride / 64) * 64) : 1024;
+    const { buf } = matrix(type, rows);
+    const x = new Float32Array(n * ntok).map(() => Math.random() - 0.5);
+    native._dotRows(type, buf, x, n, ntok, rows); // warm-up (page faults, caches)
+    let best = Infinity;
+    for (let i = 0; i < reps; i++) {
+      const t0 = process.hrtime.bigint();
+      native._dotRows(type, buf, x, n, ntok, rows);
+      best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    const bytes = buf.length, weights = rows * n;
+    console.log(
+      `${name.padEnd(5)} ntok=${String(ntok).padStart(2)}  ${rows}x${n} (${(bytes / 1e6).toFixed(1)} MB)  ` +
+      `${(best * 1e3).toFixed(2)} ms  ${(bytes / best / 1e9).toFixed(2)} GB/s of weights  ` +
+      `${(weights / best / 1e9).toFixed(2)} G weights/s  ${((2 * weights * ntok) / best / 1e9).toFixed(1)} GFLOP/s`);
+  }
+}
