@@ -54,10 +54,10 @@ def stream_text(msgs, name="stdout"):
 
 
 def drain(kc, t=0.2):
-    for ch in (kc.shell_channel, kc.iopub_channel, kc.control_channel):
+    for get in (kc.get_shell_msg, kc.get_iopub_msg, kc.get_control_msg):
         while True:
             try:
-                ch.get_msg(timeout=t)
+                get(timeout=t)
             except Empty:
                 break
 
