@@ -7,6 +7,9 @@
 //   _dotRows(typeId, Buffer w, Float32Array x, n, ntok, nrows) -> Float32Array(ntok * nrows), [t * nrows + r]
 //                                            (nrows consecutive rows through the registry's dot_rows)
 //   _quantize(typeId, Float32Array)         -> Buffer
+//   _quantizeQ8Act(Float32Array x)          -> Buffer (fast-mode int8 activations of one or more rows of n)
+//   _dotQ8Act(typeId, Buffer wRow, Buffer xq, n, ntok)       -> Float32Array(ntok)  (fast mode, registry's)
+//   _dotQ8ActScalar(typeId, Buffer wRow, Buffer xq, n, ntok) -> Float32Array(ntok)  (fast mode, portable)
 // x holds ntok rows of n floats back to back. Every size is checked before native code reads
 // memory: a wrong length throws, it never reads past a buffer.
 #include <string>
@@ -126,6 +129,43 @@ Napi::Value DotRows(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value QuantizeQ8Act(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_js(env, "QUANT_BAD_ARGUMENT", "values must be a Float32Array");
+  Napi::Float32Array x = info[0].As<Napi::Float32Array>();
+  const int64_t n = (int64_t)x.ElementLength();
+  if (n % 32 != 0) throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("%lld values are not a multiple of 32", (long long)n));
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, q8act_row_bytes(n));
+  quantize_q8act(x.Data(), n, out.Data());
+  return out;
+}
+
+Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, bool portable) {
+  Napi::Env env = info.Env();
+  const TypeTraits& tt = computable(env, info[0]);
+  const int64_t n = checked_n(env, info[3], tt);
+  Napi::Buffer<uint8_t> w = checked_row(env, info[1], tt, n);
+  const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  quant::DotQ8ActFn dot = portable ? quant::scalar_dot_q8act(id) : tt.dot_q8act;
+  if (!dot || n % 32 != 0)
+    throw_js(env, "QUANT_UNSUPPORTED_TYPE", strfmt("weight type %s has no int8-activation fast mode", tt.name));
+  if (!info[2].IsBuffer()) throw_js(env, "QUANT_BAD_ARGUMENT", "xq must be a Buffer from _quantizeQ8Act");
+  Napi::Buffer<uint8_t> xq = info[2].As<Napi::Buffer<uint8_t>>();
+  if (!info[4].IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "ntok must be a number");
+  const int64_t ntok = info[4].As<Napi::Number>().Int64Value();
+  if (ntok < 1 || ntok > (1 << 20)) throw_js(env, "QUANT_BAD_ARGUMENT", "ntok must be at least 1");
+  const size_t ld = q8act_row_bytes(n);
+  if (xq.Length() < ld * (size_t)ntok)
+    throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("xq must hold %lld rows of %zu bytes", (long long)ntok, ld));
+  Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)ntok);
+  dot(w.Data(), xq.Data(), ld, n, (int)ntok, out.Data(), 1);
+  return out;
+}
+
+Napi::Value DotQ8Act(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, false); }
+Napi::Value DotQ8ActScalar(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, true); }
+
 Napi::Value Dot(const Napi::CallbackInfo& info) { return DotWith(info, false); }
 Napi::Value DotScalar(const Napi::CallbackInfo& info) { return DotWith(info, true); }
 
@@ -154,6 +194,9 @@ void register_quant(Napi::Env env, Napi::Object exports) {
   exports.Set("_dotScalar", Napi::Function::New(env, DotScalar, "_dotScalar"));
   exports.Set("_dotRows", Napi::Function::New(env, DotRows, "_dotRows"));
   exports.Set("_quantize", Napi::Function::New(env, Quantize, "_quantize"));
+  exports.Set("_quantizeQ8Act", Napi::Function::New(env, QuantizeQ8Act, "_quantizeQ8Act"));
+  exports.Set("_dotQ8Act", Napi::Function::New(env, DotQ8Act, "_dotQ8Act"));
+  exports.Set("_dotQ8ActScalar", Napi::Function::New(env, DotQ8ActScalar, "_dotQ8ActScalar"));
   exports.Set("dotKernel", Napi::String::New(env, dot_kernel_name()));
 }
 

@@ -44,6 +44,13 @@ struct block_q6_K {
   int8_t scales[QK_K / 16]; // one signed 8-bit scale per 16 elements
   f16_bits d;               // super-block scale
 };
+// Fast-mode activation block (moescope's own, never in a file): like ggml's Q8_1, plus the two
+// 16-element sums that Q6_K's offset and the K-quant mins need.
+struct block_q8act {
+  float d;            // value = qs[i] * d
+  int16_t bsum[2];    // sums of qs[0..15] and qs[16..31]
+  int8_t qs[QK8_0];
+};
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must match ggml");
 static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must match ggml");
 static_assert(sizeof(block_q4_K) == 144, "block_q4_K must match ggml");
@@ -115,6 +122,9 @@ DotFn scalar_dot(uint32_t type_id);
 DotRowsFn scalar_dot_rows(uint32_t type_id);
 DotFn avx2_dot(uint32_t type_id);  // nullptr on non-x86 builds and on CPUs without AVX2+FMA+F16C
 DotRowsFn avx2_dot_rows(uint32_t type_id);
+using DotQ8ActFn = void (*)(const void* w_row, const void* xq, size_t ldxq, int64_t n, int ntok, float* out, int64_t ldo);
+DotQ8ActFn scalar_dot_q8act(uint32_t type_id);  // quant_q8act.cpp
+DotQ8ActFn avx2_dot_q8act(uint32_t type_id);
 bool avx2_available();
 
 }  // namespace moescope::quant
