@@ -1,6 +1,7 @@
 // Single-thread throughput of the weight-type kernels, through the addon's _dotRows export (one
 // native call per matrix, so the JS overhead is nil). Not a test: run it by hand,
-//   node tests/ops/quant-bench.js [--mb 96] [--n 4096] [--reps 5] [--types Q4_K,Q8_0] [--ntok 1,32]
+//   node tests/ops/quant-bench.js [--mb 96] [--n 4096] [--reps 5] [--types Q4_K,Q8_0] [--ntok 1,32] [--fast]
+// --fast adds the opt-in int8-activation mode (decode, ntok = 1) next to the exact kernel.
 // Decode (ntok = 1) uses a matrix of about --mb MB of weight bytes (default 96 MB, above the 32 MB
 // L3 of the dev machine), so the figure includes the trip to memory. Prefill (ntok > 1) uses 1024
 // rows: it is compute-bound and reported in GFLOP/s. Each figure is the best of --reps runs.
@@ -47,5 +48,28 @@ for (const name of types) {
       `${name.padEnd(5)} ntok=${String(ntok).padStart(2)}  ${rows}x${n} (${(bytes / 1e6).toFixed(1)} MB)  ` +
       `${(best * 1e3).toFixed(2)} ms  ${(bytes / best / 1e9).toFixed(2)} GB/s of weights  ` +
       `${(weights / best / 1e9).toFixed(2)} G weights/s  ${((2 * weights * ntok) / best / 1e9).toFixed(1)} GFLOP/s`);
+  }
+}
+
+if (args.includes("--fast")) {
+  console.log("fast mode (int8 activations, NOT exact), ntok = 1:");
+  for (const name of types) {
+    const type = TYPES[name];
+    if (type === 0 || type === 1 || type === 30) continue;
+    const stride = native._quantize(type, new Float32Array(n)).length;
+    const rows = Math.max(64, Math.round((mb * 1e6) / stride / 64) * 64);
+    const { buf } = matrix(type, rows);
+    const x = new Float32Array(n).map(() => Math.random() - 0.5);
+    let best = Infinity, bestExact = Infinity;
+    for (let i = 0; i <= reps; i++) { // run 0 is the warm-up
+      let t0 = process.hrtime.bigint();
+      native._dotQ8Act(type, buf, native._quantizeQ8Act(x), n, 1, rows); // includes quantising x
+      if (i) best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+      t0 = process.hrtime.bigint();
+      native._dotRows(type, buf, x, n, 1, rows);
+      if (i) bestExact = Math.min(bestExact, Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    console.log(`${name.padEnd(5)} fast ${(buf.length / best / 1e9).toFixed(2)} GB/s   exact ` +
+      `${(buf.length / bestExact / 1e9).toFixed(2)} GB/s   speed-up ${(bestExact / best).toFixed(2)}x`);
   }
 }

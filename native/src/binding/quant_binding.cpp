@@ -8,7 +8,8 @@
 //                                            (nrows consecutive rows through the registry's dot_rows)
 //   _quantize(typeId, Float32Array)         -> Buffer
 //   _quantizeQ8Act(Float32Array x)          -> Buffer (fast-mode int8 activations of one or more rows of n)
-//   _dotQ8Act(typeId, Buffer wRow, Buffer xq, n, ntok)       -> Float32Array(ntok)  (fast mode, registry's)
+//   _dotQ8Act(typeId, Buffer wRow, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode,
+//                                            registry's; nrows consecutive weight rows, output [t * nrows + r])
 //   _dotQ8ActScalar(typeId, Buffer wRow, Buffer xq, n, ntok) -> Float32Array(ntok)  (fast mode, portable)
 // x holds ntok rows of n floats back to back. Every size is checked before native code reads
 // memory: a wrong length throws, it never reads past a buffer.
@@ -145,7 +146,18 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, bool portable) {
   Napi::Env env = info.Env();
   const TypeTraits& tt = computable(env, info[0]);
   const int64_t n = checked_n(env, info[3], tt);
-  Napi::Buffer<uint8_t> w = checked_row(env, info[1], tt, n);
+  int64_t nrows = 1;
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    if (!info[5].IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "nrows must be a number");
+    nrows = info[5].As<Napi::Number>().Int64Value();
+    if (nrows < 1 || nrows > (1 << 24)) throw_js(env, "QUANT_BAD_ARGUMENT", "nrows must be at least 1");
+  }
+  if (!info[1].IsBuffer()) throw_js(env, "QUANT_BAD_ARGUMENT", "weights must be a Buffer");
+  Napi::Buffer<uint8_t> w = info[1].As<Napi::Buffer<uint8_t>>();
+  const size_t stride = row_bytes(tt, n);
+  if (w.Length() < stride * (size_t)nrows)
+    throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("%lld %s rows of %lld elements need %zu bytes, got %zu", (long long)nrows,
+                                               tt.name, (long long)n, stride * (size_t)nrows, w.Length()));
   const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
   quant::DotQ8ActFn dot = portable ? quant::scalar_dot_q8act(id) : tt.dot_q8act;
   if (!dot || n % 32 != 0)
@@ -158,8 +170,8 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, bool portable) {
   const size_t ld = q8act_row_bytes(n);
   if (xq.Length() < ld * (size_t)ntok)
     throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("xq must hold %lld rows of %zu bytes", (long long)ntok, ld));
-  Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)ntok);
-  dot(w.Data(), xq.Data(), ld, n, (int)ntok, out.Data(), 1);
+  Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)(ntok * nrows));
+  for (int64_t r = 0; r < nrows; ++r) dot(w.Data() + r * stride, xq.Data(), ld, n, (int)ntok, out.Data() + r, nrows);
   return out;
 }
 
