@@ -102,7 +102,7 @@ export function llama3RopeFactors(headDim: number, theta: number, s: NonNullable
     const freq = 1 / Math.pow(theta, (2 * j) / headDim);
     const wavelen = (2 * Math.PI) / freq;
     if (wavelen < highWavelen) out[j] = 1;
-    else if (wavelen > lowWavelen) out[j] = s.factor;
+    else if (wavelen > lowWavelen || s.highFreqFactor === s.lowFreqFactor) out[j] = s.factor;  // (Scout: low = high)
     else {
       const smooth = (s.originalContext / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
       out[j] = 1 / ((1 - smooth) / s.factor + smooth);

@@ -227,6 +227,12 @@ describe("moescope synth", () => {
     expect(writer.fileSize()).toBeGreaterThan(2.8e9);
   });
 
+  it("Scout's rope_freqs: 1 for pairs 0-34, 16 for 35-63 (spec §5.3)", async () => {
+    const { llama3RopeFactors } = await import("../../engine/src/synth");
+    const r = Array.from(llama3RopeFactors(128, 500000, PRESETS.scout.ropeScaling!));
+    expect(r).toEqual([...Array(35).fill(1), ...Array(29).fill(16)]);
+  });
+
   it("refuses unknown presets and types", async () => {
     await expect(synthesize({ preset: "nope", type: "F32", out: path.join(tmp, "x.gguf"), log: quiet })).rejects.toThrow(/unknown preset nope/);
     await expect(synthesize({ preset: "tiny-scout", type: "Q3_K", out: path.join(tmp, "x.gguf"), log: quiet })).rejects.toThrow(/unknown type Q3_K/);
