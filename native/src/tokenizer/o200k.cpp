@@ -1,6 +1,7 @@
 // Hand-written matcher for the o200k pre-tokenizer regex (see o200k.h for the pattern). The text is
-// decoded once into classified characters; each alternative is a small function that returns where
-// its match ends (in characters) or kNoMatch, and the first alternative that matches wins.
+// decoded, a chunk at a time, into classified characters; each alternative is a small function that
+// returns where its match ends (in characters) or kNoMatch, and the first alternative that matches
+// wins. Every alternative is linear in what it scans, so splitting is linear in the text.
 #include "tokenizer/o200k.h"
 
 #include <algorithm>
