@@ -34,8 +34,8 @@ export async function main(command: string, args: string[]): Promise<number> {
       const file = i >= 0 ? args[i + 1] : args.find((a) => a.endsWith(".json"));
       if (!file) return usage();
       // Loaded lazily: install/uninstall must work without zeromq or the TypeScript compiler.
-      const { runKernel } = await import("./kernel");
-      return runKernel(file);
+      const { launch } = await import("./launcher");
+      return launch(args, async () => (await import("./kernel")).runKernel(file));
     }
     case "install": {
       const place = parsePlace(args);

@@ -4,6 +4,7 @@
  * escape a cell (reported to the notebook, never fatal), and exit (sockets closed first).
  */
 import * as fs from "fs";
+import * as path from "path";
 import { KernelServer } from "./protocol/kernel-server";
 import { ZmqTransport } from "./protocol/zmq-transport";
 import type { ConnectionInfo } from "./protocol/channel-messages";
@@ -12,14 +13,17 @@ import { inspect } from "util";
 
 const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
+/** The kernel's own log: Jupyter's log, never the notebook (fd 3 when the launcher redirected fd 2). */
+export const LOG_FD = Number(process.env.MOESCOPE_LOG_FD) || 2;
 export function kernelLog(text: string): void {
-  try { fs.writeSync(2, `[moescope kernel] ${text}\n`); } catch { /* stderr gone: nothing to do */ }
+  try { fs.writeSync(LOG_FD, `[moescope kernel] ${text}\n`); } catch { /* log gone: nothing to do */ }
 }
 
 export async function runKernel(connectionFile: string): Promise<number> {
   const conn = JSON.parse(fs.readFileSync(connectionFile, "utf8")) as ConnectionInfo;
   const maxBytes = Number(process.env.MOESCOPE_MAX_MESSAGE_BYTES) || DEFAULT_MAX_MESSAGE_BYTES;
-  const transport = new ZmqTransport(conn, maxBytes);
+  const nativeFifos = process.env.MOESCOPE_NATIVE_FIFOS?.split(path.delimiter);
+  const transport = new ZmqTransport(conn, { maxMessageBytes: maxBytes, logFd: LOG_FD, nativeFifos });
   const interp = new TsInterpreter();
   const server = new KernelServer(transport, interp, {
     log: kernelLog,
@@ -37,6 +41,12 @@ export async function runKernel(connectionFile: string): Promise<number> {
     process.stderr.write(`Uncaught exception: ${err?.stack ?? inspect(err)}\n`);
   });
   process.on("exit", () => transport.close());
+
+  // The launcher is our parent: when it is gone (killed by a frontend), so is this kernel.
+  if (process.channel) {
+    process.on("disconnect", () => process.exit(1));
+    process.channel.unref();
+  }
 
   await server.start();
   kernelLog(`started (pid ${process.pid}, cwd ${process.cwd()})`);

@@ -58,6 +58,24 @@ class Probes(unittest.TestCase):
         self.assertEqual(reply["content"]["status"], "ok")
         print(f"\n    10,000-line burst: {took:.2f}s, {types.count('stream')} stream messages", end="")
 
+    def test_fd_level_output_reaches_the_notebook(self):
+        # What native printf does: write(2) on fd 1/2, below JavaScript; a child with inherited stdio does the same.
+        code = 'import { execSync } from "child_process"; execSync("echo from-fd-1; echo from-fd-2 1>&2", { stdio: "inherit" }); undefined'
+        msg_id = self.kc.execute(code)
+        shell_reply(self.kc, msg_id)
+        msgs = iopub_until_idle(self.kc, msg_id)
+        text = stream_text(msgs, "stdout") + "|" + stream_text(msgs, "stderr")
+        deadline = time.time() + 3
+        while ("from-fd-1" not in text or "from-fd-2" not in text) and time.time() < deadline:
+            try:
+                m = self.kc.get_iopub_msg(timeout=0.2)
+            except Exception:
+                continue
+            if m["msg_type"] == "stream" and m["parent_header"].get("msg_id") == msg_id:
+                text += m["content"]["name"] + ":" + m["content"]["text"]
+        self.assertIn("from-fd-1", text)
+        self.assertIn("from-fd-2", text)
+
     def test_update_display_data(self):
         code = 'import { display } from "moescope"; const h = display("first"); h.update({ n: 2 }); undefined'
         reply, msgs = execute(self.kc, code)
@@ -234,11 +252,11 @@ class Probes(unittest.TestCase):
                           "username": "u", "date": "2026-01-01T00:00:00Z", "version": "5.3"}).encode()
         par, md = b"{}", b"{}"
         body = [hdr, par, md, b"{not json"]
-        sock.send_multipart([b"<IDS|MSG>", s.sign(body).encode()] + body)
+        sock.send_multipart([b"<IDS|MSG>", s.sign(body)] + body)
         body = [b'{"msg_id": "x"}', par, md, b"{}"]  # no msg_type
-        sock.send_multipart([b"<IDS|MSG>", s.sign(body).encode()] + body)
+        sock.send_multipart([b"<IDS|MSG>", s.sign(body)] + body)
         body = [b"[1, 2]", par, md, b"{}"]
-        sock.send_multipart([b"<IDS|MSG>", s.sign(body).encode()] + body)
+        sock.send_multipart([b"<IDS|MSG>", s.sign(body)] + body)
         self.assertEqual(sock.poll(500), 0)
         m = s.send(sock, "frobnicate_request", {})
         self.assertEqual(sock.poll(500), 0)  # unknown types are logged, not answered (ipykernel does the same)

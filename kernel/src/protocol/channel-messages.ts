@@ -22,6 +22,8 @@ export type Channel = "shell" | "control" | "stdin" | "iopub";
 export type ToIo =
   | { kind: "send"; channel: Channel; msgType: string; content: object; parent: object; identities?: Uint8Array[]; metadata?: object; buffers?: Uint8Array[] }
   | { kind: "stream"; name: "stdout" | "stderr"; text: string; parent: object }
+  /** The parent header for output read from the native fd FIFOs. */
+  | { kind: "context"; parent: object }
   /** Answered with a barrier of the same id once every earlier request has been forwarded. */
   | { kind: "barrier"; id: number }
   | { kind: "close" };

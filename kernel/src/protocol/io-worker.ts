@@ -17,7 +17,8 @@
  *   without killing a pending receive (zeromq aborts the process with code 134 otherwise).
  */
 import { parentPort, workerData } from "worker_threads";
-import { writeSync } from "fs";
+import { constants as fsc, openSync, unlinkSync, writeSync } from "fs";
+import { Socket } from "net";
 import { randomUUID } from "crypto";
 import * as zmq from "zeromq";
 import { decode, encode, Header, Message, Signer, WireError } from "./wire";
@@ -29,6 +30,8 @@ const STREAM_FLUSH_MS = 50;
 const conn: ConnectionInfo = workerData.connection;
 const exitFlag = new Int32Array(workerData.exitFlag as SharedArrayBuffer);
 const maxMessageBytes: number = workerData.maxMessageBytes;
+const logFd: number = workerData.logFd;
+const nativeFifos: string[] | undefined = workerData.nativeFifos;
 const signer = new Signer(conn.key, conn.signature_scheme || "hmac-sha256");
 const session = randomUUID();
 const port = parentPort!;
@@ -36,7 +39,7 @@ const port = parentPort!;
 // Straight to fd 2: the worker's process.stderr is piped through the main thread, whose stderr
 // is captured into the notebook; kernel diagnostics belong in the kernel's log.
 function log(text: string): void {
-  writeSync(2, `[moescope kernel io] ${text}\n`);
+  try { writeSync(logFd, `[moescope kernel io] ${text}\n`); } catch { /* log gone */ }
 }
 
 const url = (p: number) => `${conn.transport}://${conn.ip}${conn.transport === "ipc" ? "-" : ":"}${p}`;
@@ -146,7 +149,30 @@ async function drainStdin(): Promise<void> {
   try { for await (const _ of stdin) { /* ignore */ } } catch { /* closed */ }
 }
 
+// ---- native output: fd 1/2 of this process are FIFOs (see launcher.ts); read them here, off the
+// main thread, through libuv's pipe watcher (not the fs thread pool, which the engine's workers use).
+let nativeParent: object = {};
+const nativeReaders: Socket[] = [];
+function readNativeOutput(): void {
+  if (!nativeFifos) return;
+  nativeFifos.forEach((fifo, i) => {
+    const name = i === 0 ? "stdout" : "stderr";
+    try {
+      const fd = openSync(fifo, fsc.O_RDONLY | fsc.O_NONBLOCK);
+      unlinkSync(fifo);
+      const sock = new Socket({ fd, readable: true, writable: false });
+      sock.setEncoding("utf8");
+      sock.on("data", (text: string) => addStream(name, text, nativeParent));
+      sock.on("error", (e) => log(`native ${name} reader: ${e.message}`));
+      nativeReaders.push(sock);
+    } catch (e) {
+      log(`cannot read native ${name} from ${fifo}: ${(e as Error).message}`);
+    }
+  });
+}
+
 async function close(): Promise<void> {
+  for (const r of nativeReaders) r.destroy();
   flushStreams();
   await Promise.race([Promise.all(queues.values()), new Promise((r) => setTimeout(r, 1000))]);
   for (const s of [shell, control, stdin, iopub, hb]) { try { s.close(); } catch { /* already closed */ } }
@@ -164,6 +190,9 @@ port.on("message", (m: ToIo) => {
       break;
     case "stream":
       addStream(m.name, m.text, m.parent);
+      break;
+    case "context":
+      nativeParent = m.parent;
       break;
     case "barrier":
       flushStreams();
@@ -185,6 +214,7 @@ async function start(): Promise<void> {
     iopub.bind(url(conn.iopub_port)),
     hb.bind(url(conn.hb_port)),
   ]);
+  readNativeOutput();
   port.postMessage({ kind: "ready" } satisfies FromIo);
   void serve("shell", shell);
   void serve("control", control);

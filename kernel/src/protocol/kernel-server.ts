@@ -83,7 +83,10 @@ export class KernelServer {
 
   private async dispatch(channel: RequestChannel, msg: Message): Promise<void> {
     const type = msg.header.msg_type;
-    if (channel === "shell") this.outputParent = msg;
+    if (channel === "shell") {
+      this.outputParent = msg;
+      this.transport.outputParent(msg);
+    }
     this.transport.send("iopub", "status", { execution_state: "busy" }, msg);
     try {
       const h = Object.prototype.hasOwnProperty.call(this.handlers, type) ? this.handlers[type] : undefined;

@@ -19,6 +19,8 @@ export interface Transport {
   send(channel: Channel, msgType: string, content: object, parent: Message | undefined, opts?: SendOptions): void;
   /** Stream text, batched by the transport; always delivered before anything sent after it. */
   stream(name: "stdout" | "stderr", text: string, parent: Message | undefined): void;
+  /** The request that output not written through `stream` (native fd 1/2) belongs to from now on. */
+  outputParent(parent: Message | undefined): void;
   /** Resolves once every request received so far has been handed to `onRequest`. */
   barrier(): Promise<void>;
   /** Flushes and closes, synchronously (it runs from process "exit" too). */
@@ -62,6 +64,7 @@ export class MemoryTransport implements Transport {
     if (last && last.msgType === "stream" && last.content.name === name && last.parent === parent?.header) last.content.text += text;
     else this.sent.push({ channel: "iopub", msgType: "stream", content: { name, text }, parent: parent?.header, metadata: {}, buffers: [] });
   }
+  outputParent(): void {}
   async barrier(): Promise<void> {}
   close(): void {}
 }

@@ -17,12 +17,12 @@ export class ZmqTransport implements Transport {
   private nextBarrier = 0;
   private closed = false;
 
-  constructor(private readonly connection: ConnectionInfo, private readonly maxMessageBytes: number) {}
+  constructor(private readonly connection: ConnectionInfo, private readonly opts: { maxMessageBytes: number; logFd: number; nativeFifos?: string[] }) {}
 
   start(onRequest: (channel: RequestChannel, msg: Message) => void): Promise<void> {
     return new Promise((resolve, reject) => {
       const w = new Worker(path.join(__dirname, "io-worker.js"), {
-        workerData: { connection: this.connection, exitFlag: this.exitFlag, maxMessageBytes: this.maxMessageBytes },
+        workerData: { connection: this.connection, exitFlag: this.exitFlag, ...this.opts },
         // The worker's own stdout would loop back through the kernel's capture; it logs to stderr only.
         stdout: false,
         stderr: false,
@@ -55,6 +55,10 @@ export class ZmqTransport implements Transport {
 
   send(channel: Channel, msgType: string, content: object, parent: Message | undefined, opts: SendOptions = {}): void {
     this.post({ kind: "send", channel, msgType, content, parent: parent?.header ?? {}, identities: parent?.identities, metadata: opts.metadata, buffers: opts.buffers });
+  }
+
+  outputParent(parent: Message | undefined): void {
+    this.post({ kind: "context", parent: parent?.header ?? {} });
   }
 
   stream(name: "stdout" | "stderr", text: string, parent: Message | undefined): void {
