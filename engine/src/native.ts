@@ -2,6 +2,7 @@
  * The only place that loads the compiled addon (build/Release/moescope.node, made by `npm install`
  * through cmake-js). Types here mirror native/src/binding/*.cpp.
  */
+import * as fs from "fs";
 import * as path from "path";
 import { MoescopeError } from "./errors";
 
@@ -93,7 +94,9 @@ let cached: Addon | undefined;
 
 export function addon(): Addon {
   if (cached) return cached;
-  const root = path.resolve(__dirname, "..", "..", "..");
+  // Compiled code runs from dist/engine/src, tests from engine/src: find the package root either way.
+  let root = __dirname;
+  while (!fs.existsSync(path.join(root, "package.json")) && path.dirname(root) !== root) root = path.dirname(root);
   const candidates = [path.join(root, "build", "Release", "moescope.node"), path.join(root, "build", "Debug", "moescope.node")];
   const failures: string[] = [];
   for (const c of candidates) {

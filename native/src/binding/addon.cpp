@@ -6,6 +6,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_model(env, exports);
   register_tokenizer(env, exports);
   register_quant(env, exports);
+  register_ops(env, exports);
   return exports;
 }
 NODE_API_MODULE(moescope, Init)

@@ -7,4 +7,5 @@ namespace moescope::binding {
 void register_model(Napi::Env env, Napi::Object exports);      // model_binding.cpp
 void register_tokenizer(Napi::Env env, Napi::Object exports);  // tokenizer_binding.cpp
 void register_quant(Napi::Env env, Napi::Object exports);      // quant_binding.cpp (test exports)
+void register_ops(Napi::Env env, Napi::Object exports);        // ops_binding.cpp (test exports)
 }  // namespace moescope::binding

@@ -56,6 +56,13 @@ double attn_temperature(const Llama4Config& c, int64_t p) {
 
 }  // namespace
 
+double attn_temperature_for_test(double attn_scale, double floor_scale, int64_t p) {
+  Llama4Config c;
+  c.attn_scale = attn_scale;
+  c.floor_scale = floor_scale;
+  return attn_temperature(c, p);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Embedding
 void Llama4Model::embed(const int32_t* tokens, int64_t T, const int64_t* pos, float* out, RunContext& rc) const {

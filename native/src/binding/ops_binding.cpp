@@ -1,0 +1,35 @@
+// Test-only exports (names start with "_") of small engine pieces that unit tests check against
+// float64 formulas: RoPE and the attention temperature factor.
+#include "binding/errors.h"
+#include "binding/registry.h"
+#include "ops/rope.h"
+
+namespace moescope {
+double attn_temperature_for_test(double attn_scale, double floor_scale, int64_t p);
+}
+
+namespace moescope::binding {
+
+void register_ops(Napi::Env env, Napi::Object exports) {
+  // _rope(x: Float32Array [T*H*Dh], T, H, Dh, pos: Float64Array [T], freq: Float64Array [Dh/2]) -> Float32Array
+  exports.Set("_rope", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    auto x = info[0].As<Napi::Float32Array>();
+    int64_t T = info[1].ToNumber().Int64Value(), H = info[2].ToNumber().Int64Value(), Dh = info[3].ToNumber().Int64Value();
+    auto pos = info[4].As<Napi::Float64Array>();
+    auto freq = info[5].As<Napi::Float64Array>();
+    if ((int64_t)x.ElementLength() != T * H * Dh || (int64_t)pos.ElementLength() != T || (int64_t)freq.ElementLength() != Dh / 2)
+      throw Napi::RangeError::New(info.Env(), "_rope: sizes do not match");
+    auto out = Napi::Float32Array::New(info.Env(), x.ElementLength());
+    std::copy(x.Data(), x.Data() + x.ElementLength(), out.Data());
+    std::vector<int64_t> p(T);
+    for (int64_t t = 0; t < T; t++) p[t] = (int64_t)pos[t];
+    op_rope(out.Data(), T, H, Dh, p.data(), freq.Data());
+    return out;
+  }));
+  exports.Set("_attnTemperature", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::Number::New(info.Env(), attn_temperature_for_test(info[0].ToNumber().DoubleValue(), info[1].ToNumber().DoubleValue(),
+                                                                   info[2].ToNumber().Int64Value()));
+  }));
+}
+
+}  // namespace moescope::binding
