@@ -128,6 +128,62 @@ export function clearOutput(opts: { wait?: boolean } = {}): void {
   frontend?.clearOutput(!!opts.wait);
 }
 
+// ---- progress -------------------------------------------------------------------------------
+
+export interface ProgressOptions {
+  /** What is counted ("tokens", "layers"...). */
+  unit?: string;
+  label?: string;
+  /** Redraws at most this often (updates are messages to every frontend). */
+  minIntervalMs?: number;
+}
+
+/**
+ * A progress line updated in place: `const p = progress(128, { unit: "tokens" }); p.tick(); ... p.done()`.
+ * Shows done/total, rate per second and elapsed time as HTML (a bar) and text/plain.
+ */
+export class Progress {
+  private count = 0;
+  private lastDraw = 0;
+  private readonly started = Date.now();
+  private readonly handle: DisplayHandle;
+  constructor(readonly total: number | undefined, private readonly opts: ProgressOptions = {}) {
+    this.handle = displayFn(this.render(false));
+  }
+  get value(): number {
+    return this.count;
+  }
+  tick(n = 1): void {
+    this.set(this.count + n);
+  }
+  set(count: number): void {
+    this.count = count;
+    const now = Date.now();
+    if (now - this.lastDraw >= (this.opts.minIntervalMs ?? 200)) {
+      this.lastDraw = now;
+      this.handle.update(this.render(false));
+    }
+  }
+  done(): void {
+    this.handle.update(this.render(true));
+  }
+  private render(finished: boolean): Displayable {
+    const secs = Math.max(1e-3, (Date.now() - this.started) / 1000);
+    const unit = this.opts.unit ?? "steps";
+    const rate = `${(this.count / secs).toFixed(1)} ${unit}/s`;
+    const of = this.total ? `${this.count}/${this.total}` : `${this.count}`;
+    const text = `${this.opts.label ? this.opts.label + ": " : ""}${of} ${unit}, ${rate}, ${secs.toFixed(1)} s${finished ? " (done)" : ""}`;
+    const pct = this.total ? Math.min(100, (100 * this.count) / this.total) : finished ? 100 : 0;
+    const esc = text.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+    const html = `<div style="font-family:monospace"><div style="display:inline-block;width:200px;height:10px;background:#ddd;vertical-align:middle"><div style="width:${pct.toFixed(1)}%;height:100%;background:#f59e0b"></div></div> ${esc}</div>`;
+    return bundle({ "text/html": html, "text/plain": text });
+  }
+}
+
+export function progress(total?: number, opts?: ProgressOptions): Progress {
+  return new Progress(total, opts);
+}
+
 // ---- comms -----------------------------------------------------------------------------------
 
 export class Comm {

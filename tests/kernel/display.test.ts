@@ -1,6 +1,6 @@
 // The display API (engine/src/display.ts) seen from the kernel's side of setFrontend/commHost.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { bundle, commHost, display, MIMEBUNDLE, openComm, registerCommTarget, setFrontend, toMimeBundle, clearOutput } from "../../engine/src/display";
+import { progress, bundle, commHost, display, MIMEBUNDLE, openComm, registerCommTarget, setFrontend, toMimeBundle, clearOutput } from "../../engine/src/display";
 
 function recorder() {
   const calls: any[] = [];
@@ -44,6 +44,18 @@ describe("display", () => {
     display("hello");
     expect(spy).toHaveBeenCalledWith("hello\n");
     spy.mockRestore();
+  });
+});
+
+describe("progress", () => {
+  it("updates one display in place, throttled, and finishes with a final draw", () => {
+    const calls = recorder();
+    const p = progress(10, { unit: "tokens", minIntervalMs: 1e9 });
+    for (let i = 0; i < 10; i++) p.tick();
+    p.done();
+    expect(calls).toHaveLength(3); // first draw, one throttled update (the first tick), done
+    expect(calls.every((c) => c[2].displayId === calls[0][2].displayId)).toBe(true);
+    expect(calls.at(-1)[1].data["text/plain"]).toMatch(/^10\/10 tokens, .* tokens\/s, .* \(done\)$/);
   });
 });
 

@@ -21,6 +21,9 @@ class MoescopeKernelTests(jupyter_kernel_test.KernelTests):
     completion_samples = [
         {"text": "Math.hyp", "matches": {"hypot"}},
         {"text": "let abcdef = 1; abcd", "matches": {"abcdef"}},
+        # moescope's own types resolve from a notebook folder without node_modules
+        {"text": 'import { display } from "moescope"; display.mark', "matches": {"markdown"}},
+        {"text": 'import { nativeSpin } from "moescope"; nativeSp', "matches": {"nativeSpin"}},
     ]
     complete_code_samples = ["1", "console.log(1)", "let x = 1;", "function f() { return 1 }"]
     incomplete_code_samples = ["function f() {", "let x = [1,", "if (true) {"]
