@@ -20,7 +20,7 @@ TokenizerSpec tokenizer_spec_from_gguf(const GgufFile& g) {
   TokenizerSpec sp;
   sp.source = g.path();
   sp.model = g.get_str("tokenizer.ggml.model");
-  sp.pre = g.get_str("tokenizer.ggml.pre", "default");
+  sp.pre = g.get_str("tokenizer.ggml.pre", "llama4");
   const GgufValue* toks = g.find("tokenizer.ggml.tokens");
   MOESCOPE_CHECK(toks && toks->is_array() && toks->elem_type == GgufType::STRING, "GGUF_MISSING_KEY",
                  "%s: tokenizer.ggml.tokens (string array) is missing", g.path().c_str());
@@ -95,6 +95,8 @@ std::shared_ptr<Llama4Model> Llama4Model::load(const std::string& path) {
     MOESCOPE_CHECK(file_exists(tok_path), "MODEL_NOT_FOUND", "%s: tokenizer.json is missing", path.c_str());
     Json tj = Json::parse(read_text_file(tok_path, 256u << 20), tok_path);
     TokenizerSpec sp = Tokenizer::spec_from_hf(tj, tok_path);
+    const std::string tc_path = path + "/tokenizer_config.json";
+    if (file_exists(tc_path)) Tokenizer::apply_hf_config(sp, Json::parse(read_text_file(tc_path, 16u << 20), tc_path));
     apply_hf_special_ids(sp, cfg, cfg_path);
     m->tokenizer_.reset(new Tokenizer(std::move(sp)));
   } else {
