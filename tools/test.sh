@@ -20,9 +20,23 @@ fi
 npm run --silent build
 
 # --- vitest: engine, kernel, widgets -------------------------------------------------------------
-npx vitest run
+results=$(mktemp -d)
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$results/vitest.json" || status=1
+read -r v_pass v_fail < <(node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorTestSuites || 0));' "$results/vitest.json" 2>/dev/null || echo "0 1")
+echo "vitest: ${v_pass} passed, ${v_fail} failed"
 
 # --- real Jupyter clients against the kernel (jupyter_kernel_test, jupyter_client probes, nbconvert)
-if [ -x tests/kernel/run-python.sh ]; then
-  bash tests/kernel/run-python.sh
+p_pass=0; p_fail=0
+if [ -f tests/kernel/run-python.sh ]; then
+  bash tests/kernel/run-python.sh | tee "$results/python.log" || status=1
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$results/python.log" | tail -1 || true)
+  if [ -n "$line" ]; then p_pass=${line%% passed*}; p_fail=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/'); else p_fail=1; fi
 fi
+
+total_fail=$((v_fail + p_fail))
+[ "$status" -ne 0 ] && [ "$total_fail" -eq 0 ] && total_fail=1
+echo "$((v_pass + p_pass)) passed, ${total_fail} failed"
+exit $(( total_fail > 0 ? 1 : 0 ))
