@@ -14,3 +14,5 @@ export { MoescopeError, CancelledError, CaptureBudgetError } from "./errors";
 export { readSafetensors, writeSafetensors } from "./safetensors";
 export { setAmbientSignal } from "./cancel";
 export * from "./display";
+export { RoutingStats, routingFlips, tokenRouting } from "./routing";
+export type { RoutingFlip, TokenRouting } from "./routing";

@@ -54,3 +54,23 @@ for g in ["golden-p1", "golden-p2", "golden-p3", "golden-p4"]:
     r = forward(f"{ROOT}/golden/tiny-scout-bf16/hf", toks)
     write_st(f"{ROOT}/ref64/tiny-scout-bf16-hf/{g}.safetensors", {k: v for k, v in r.items() if k == "logits" or k.endswith(".out")})
     print("tiny-scout-bf16/hf", g, len(toks))
+
+# Expert ablation in float64 (issue 4's analytic check): tiny-scout p1 with layer 1's most used expert
+# removed (its routed output zeroed; the shared expert stays).
+import collections  # noqa: E402
+
+
+def read_i32(path, name):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8 : 8 + n])
+    s, e = h[name]["data_offsets"]
+    return np.frombuffer(b[8 + n + s : 8 + n + e], np.int32)
+
+
+g = f"{ROOT}/golden/tiny-scout/golden-p1/golden.safetensors"
+topk = read_i32(g, "layers.1.topk")
+expert = collections.Counter(topk.tolist()).most_common(1)[0][0]
+r = forward(f"{ROOT}/golden/tiny-scout/hf", read_tokens(g), ablate={(1, int(expert))})
+write_st(f"{ROOT}/ref64/tiny-scout/ablate-p1-L1-E{expert}.safetensors", {k: v for k, v in r.items() if k == "logits" or k.endswith(".out")})
+print("ablation fixture: layer 1 expert", expert, "on", int((topk == expert).sum()), "of", len(topk), "tokens")
