@@ -7,6 +7,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_tokenizer(env, exports);
   register_quant(env, exports);
   register_ops(env, exports);
+  register_vision(env, exports);
   return exports;
 }
 NODE_API_MODULE(moescope, Init)

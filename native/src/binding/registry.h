@@ -8,4 +8,5 @@ void register_model(Napi::Env env, Napi::Object exports);      // model_binding.
 void register_tokenizer(Napi::Env env, Napi::Object exports);  // tokenizer_binding.cpp
 void register_quant(Napi::Env env, Napi::Object exports);      // quant_binding.cpp (test exports)
 void register_ops(Napi::Env env, Napi::Object exports);        // ops_binding.cpp (test exports)
+void register_vision(Napi::Env env, Napi::Object exports);     // vision_binding.cpp
 }  // namespace moescope::binding
