@@ -1,0 +1,110 @@
+/**
+ * View: what every view function returns. It is displayable (the moescope display protocol) and
+ * emits one MIME bundle that renders everywhere:
+ *   application/vnd.plotly.v1+json  JupyterLab/Notebook 7 with the plotly extension, VS Code
+ *   text/html                       classic Notebook 6, JupyterLab without the extension, nbconvert
+ *                                   HTML: a static <img> that a script replaces with the live chart
+ *                                   (plotly.js inlined once per page, see plotly-source.ts)
+ *   image/png                       PDF/LaTeX export, and anything that shows no HTML
+ *   text/plain                      a short summary
+ * The PNG is rendered when the view is made (sharp is asynchronous, display is not), so view
+ * functions are `async`; the HTML is assembled when displayed, so only the first view shown in a
+ * kernel carries plotly.js.
+ */
+import { randomUUID } from "crypto";
+import { MIMEBUNDLE, MimeBundle } from "../../engine/src/display";
+import type { Figure } from "./figure";
+import { plotlyOnce } from "./plotly-source";
+import { svgToPng } from "./png";
+import { esc } from "./svg";
+
+export interface ViewSpec {
+  /** Which view made it ("routing-grid", ...): tests and the browser check key on it. */
+  kind: string;
+  title: string;
+  /** The live chart; absent for views that are HTML only (tinted text). */
+  figure?: Figure;
+  /** HTML shown instead of (text views) or under (linked panels) the chart; must not need scripts to be readable. */
+  body?: string;
+  /** The static picture's source and size. */
+  svg: string;
+  width: number;
+  height: number;
+  text: string;
+  /** What was left out or aggregated to keep the output bounded; shown under the view. */
+  notes?: string[];
+  /** Extra script run once the page has plotly (gets `root`, the view's element, and `data`). */
+  script?: string;
+  /** JSON the script reads (already bounded by the view). */
+  data?: unknown;
+  /** Whether to emit application/vnd.plotly.v1+json (false for linked views, whose HTML is the point). */
+  plotlyMime?: boolean;
+}
+
+/** JSON that can sit inside <script> without ending it. */
+export function scriptJson(v: unknown): string {
+  return JSON.stringify(v).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+}
+
+const STYLE = `<style>.moescope-view{font-family:"DejaVu Sans",Arial,sans-serif;margin:4px 0}.moescope-notes{color:#666;font-size:11px;margin-top:2px}` +
+  `.moescope-tok{font-family:"DejaVu Sans Mono",monospace;white-space:pre;border-radius:3px;padding:1px 2px;margin:1px;display:inline-block;cursor:default}` +
+  `.moescope-tok.sel{outline:2px solid #111}.moescope-tok small{display:block;font-size:9px;color:#555;text-align:center}</style>`;
+
+export class View {
+  readonly notes: string[];
+  constructor(readonly spec: ViewSpec, readonly png: Buffer) {
+    this.notes = spec.notes ?? [];
+  }
+  get kind(): string {
+    return this.spec.kind;
+  }
+  get figure(): Figure | undefined {
+    return this.spec.figure;
+  }
+
+  /** The HTML fragment (without plotly.js; `html(true)` adds it). */
+  html(withLibrary = false): string {
+    const s = this.spec;
+    const id = "moescope-" + randomUUID().slice(0, 12);
+    const img = `<img src="data:image/png;base64,${this.png.toString("base64")}" width="${s.width}" height="${s.height}" alt="${esc(s.title)} (static image; the interactive chart needs the notebook to be trusted)" style="max-width:100%;height:auto"/>`;
+    const parts: string[] = [];
+    if (withLibrary) parts.push(plotlyOnce());
+    parts.push(STYLE);
+    parts.push(`<div class="moescope-view" id="${id}" data-moescope-kind="${esc(s.kind)}">`);
+    if (s.figure) parts.push(`<div class="moescope-plot" style="width:${s.figure.layout.width}px;max-width:100%;min-height:${s.figure.layout.height}px">${img}</div>`);
+    if (s.body) parts.push(s.body);
+    if (!s.figure && !s.body) parts.push(img);
+    if (this.notes.length) parts.push(`<div class="moescope-notes">${this.notes.map(esc).join("<br/>")}</div>`);
+    parts.push(`</div>`);
+    if (s.figure) parts.push(`<script type="application/json" class="moescope-fig">${scriptJson(s.figure)}</script>`);
+    if (s.data !== undefined) parts.push(`<script type="application/json" class="moescope-data">${scriptJson(s.data)}</script>`);
+    if (s.figure || s.script) {
+      // Scripts find their view by id; the JSON lives in sibling script tags so it is never parsed as code.
+      parts.push(`<script type="text/javascript">(function(){var root=document.getElementById(${JSON.stringify(id)});if(!root)return;` +
+        `function sib(c){var n=root.nextElementSibling;while(n&&n.tagName==="SCRIPT"){if(n.classList.contains(c))return JSON.parse(n.textContent);n=n.nextElementSibling}return null}` +
+        `var fig=sib("moescope-fig"),data=sib("moescope-data");` +
+        `function draw(){${s.figure ? `var el=root.querySelector(".moescope-plot");el.replaceChildren();el.style.minHeight="";window.Plotly.newPlot(el,fig.data,fig.layout,Object.assign({displaylogo:false,responsive:false},fig.config||{})).then(function(){el.setAttribute("data-moescope-rendered","1")});` : ""}` +
+        `${s.script ? `(function(root,data,Plotly,plotEl){${s.script}})(root,data,window.Plotly,root.querySelector(".moescope-plot"));` : ""}}` +
+        `(window.__moescopeQ=window.__moescopeQ||[]).push(draw);})();</script>`);
+    }
+    return parts.join("");
+  }
+
+  [MIMEBUNDLE](): MimeBundle {
+    const s = this.spec;
+    const data: Record<string, unknown> = {};
+    if (s.figure && s.plotlyMime !== false) data["application/vnd.plotly.v1+json"] = { data: s.figure.data, layout: s.figure.layout, config: { displaylogo: false, ...(s.figure.config ?? {}) } };
+    data["text/html"] = this.html(!!(s.figure || s.script));
+    data["image/png"] = this.png.toString("base64");
+    data["text/plain"] = s.text + (this.notes.length ? "\n" + this.notes.join("\n") : "");
+    return { data, metadata: { "image/png": { width: s.width, height: s.height } } };
+  }
+
+  toString(): string {
+    return this.spec.text;
+  }
+}
+
+export async function makeView(spec: ViewSpec): Promise<View> {
+  return new View(spec, await svgToPng(spec.svg));
+}
