@@ -2,7 +2,9 @@
 // float64 formulas: RoPE and the attention temperature factor.
 #include "binding/errors.h"
 #include "binding/registry.h"
+#include "ops/bandwidth.h"
 #include "ops/rope.h"
+#include "ops/threadpool.h"
 
 namespace moescope {
 double attn_temperature_for_test(double attn_scale, double floor_scale, int64_t p);
@@ -25,6 +27,13 @@ void register_ops(Napi::Env env, Napi::Object exports) {
     for (int64_t t = 0; t < T; t++) p[t] = (int64_t)pos[t];
     op_rope(out.Data(), T, H, Dh, p.data(), freq.Data());
     return out;
+  }));
+  // _readBandwidth(mib, reps) -> GB/s on the model's thread pool (runs synchronously: a benchmark tool).
+  exports.Set("_readBandwidth", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    double mib = info[0].ToNumber().DoubleValue();
+    int reps = info[1].ToNumber().Int32Value();
+    if (!(mib >= 1 && mib <= 65536) || reps < 1 || reps > 100) throw Napi::RangeError::New(info.Env(), "_readBandwidth(mib in 1..65536, reps in 1..100)");
+    return Napi::Number::New(info.Env(), measure_read_bandwidth(default_pool(), (size_t)(mib * 1048576), reps));
   }));
   exports.Set("_attnTemperature", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     return Napi::Number::New(info.Env(), attn_temperature_for_test(info[0].ToNumber().DoubleValue(), info[1].ToNumber().DoubleValue(),
