@@ -383,9 +383,18 @@ export async function synthesize(o: SynthOptions): Promise<number> {
       log(`synth: ${((100 * done) / size).toFixed(1)}% (${human(done)} of ${human(size)}, ${human(rate)}/s)`);
     }
   };
-  const written = await writer.writeFile(o.out, (t, i) =>
-    tensorChunks(t, plan[i].init, p, seed, i, addon, progress));
-  if (written !== size) throw new Error(`internal: wrote ${written} bytes, planned ${size}`);
+  // Written under a temporary name and renamed at the end, so an interrupted run never leaves a
+  // truncated file that looks like a model.
+  const partial = `${o.out}.partial`;
+  let written: number;
+  try {
+    written = await writer.writeFile(partial, (t, i) => tensorChunks(t, plan[i].init, p, seed, i, addon, progress));
+    if (written !== size) throw new Error(`internal: wrote ${written} bytes, planned ${size}`);
+    fs.renameSync(partial, o.out);
+  } catch (e) {
+    fs.rmSync(partial, { force: true });
+    throw e;
+  }
   log(`synth: wrote ${o.out} (${human(written)}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return written;
 }
