@@ -83,3 +83,13 @@ describe("Model API", () => {
     expect(m.config.eogIds).toContain(657);
   });
 });
+
+describe("concurrency", () => {
+  it("runs started at once (Promise.all) give the same results as one after the other", async () => {
+    const m = await Model.load(fixture("tiny-maverick", "model.gguf"));
+    const a = m.tokenize(prompt("p2")), b = m.tokenize(prompt("p3"));
+    const [x, y] = await Promise.all([m.run(a, { maxNewTokens: 16, stopAtEog: false }), m.run(b, { maxNewTokens: 16, stopAtEog: false })]);
+    sameInts("p2", x.generated, golden("tiny-maverick", "golden-p2").get("greedy")!.data);
+    sameInts("p3", y.generated, golden("tiny-maverick", "golden-p3").get("greedy")!.data);
+  });
+});

@@ -50,6 +50,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     return;
   }
   int64_t chunk = (units + n_threads_ - 1) / n_threads_ * grain;
+  std::lock_guard<std::mutex> one_job(job_mu_);
   {
     std::lock_guard<std::mutex> lk(mu_);
     job_ = &fn;

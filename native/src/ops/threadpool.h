@@ -18,13 +18,15 @@ class ThreadPool {
   ~ThreadPool();
   int size() const { return n_threads_; }
   // fn(begin, end, thread_index) over [0, n) split into at most size() ranges, each a multiple of
-  // `grain` (except the last). Returns when all ranges are done. Not re-entrant.
+  // `grain` (except the last). Returns when all ranges are done. Calls from different threads (two
+  // runs at once) take turns; fn must not call parallel_for itself.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
  private:
   void worker(int index);
   int n_threads_;
   std::vector<std::thread> threads_;
+  std::mutex job_mu_;  // one parallel_for at a time
   std::mutex mu_;
   std::condition_variable cv_start_, cv_done_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
