@@ -83,8 +83,11 @@ export class View {
       parts.push(`<script type="text/javascript">(function(){var root=document.getElementById(${JSON.stringify(id)});if(!root)return;` +
         `function sib(c){var n=root.nextElementSibling;while(n&&n.tagName==="SCRIPT"){if(n.classList.contains(c))return JSON.parse(n.textContent);n=n.nextElementSibling}return null}` +
         `var fig=sib("moescope-fig"),data=sib("moescope-data");` +
-        `function draw(){${s.figure ? `var el=root.querySelector(".moescope-plot");el.replaceChildren();el.style.minHeight="";window.Plotly.newPlot(el,fig.data,fig.layout,Object.assign({displaylogo:false,responsive:false},fig.config||{})).then(function(){el.setAttribute("data-moescope-rendered","1")});` : ""}` +
-        `${s.script ? `(function(root,data,Plotly,plotEl){${s.script}})(root,data,window.Plotly,root.querySelector(".moescope-plot"));` : ""}}` +
+        `function draw(){var el=root.querySelector(".moescope-plot"),done=Promise.resolve();` +
+        (s.figure ? `el.replaceChildren();el.style.minHeight="";done=window.Plotly.newPlot(el,fig.data,fig.layout,Object.assign({displaylogo:false,responsive:false},fig.config||{}));` : "") +
+        `done.then(function(){if(el)el.setAttribute("data-moescope-rendered","1");` +
+        (s.script ? `(function(root,data,Plotly,plotEl){${s.script}})(root,data,window.Plotly,el);` : "") +
+        `})}` +
         `(window.__moescopeQ=window.__moescopeQ||[]).push(draw);})();</script>`);
     }
     return parts.join("");
