@@ -16,3 +16,4 @@ export { setAmbientSignal } from "./cancel";
 export * from "./display";
 export { RoutingStats, routingFlips, tokenRouting } from "./routing";
 export type { RoutingFlip, TokenRouting } from "./routing";
+export * from "../../widgets/src/index";
