@@ -24,7 +24,7 @@ export async function runKernel(connectionFile: string): Promise<number> {
   const maxBytes = Number(process.env.MOESCOPE_MAX_MESSAGE_BYTES) || DEFAULT_MAX_MESSAGE_BYTES;
   const nativeFifos = process.env.MOESCOPE_NATIVE_FIFOS?.split(path.delimiter);
   const transport = new ZmqTransport(conn, { maxMessageBytes: maxBytes, logFd: LOG_FD, nativeFifos });
-  const interp = new TsInterpreter();
+  const interp = new TsInterpreter(kernelLog);
   const server = new KernelServer(transport, interp, {
     log: kernelLog,
     onShutdown: () => void transport.closeAsync().then(() => process.exit(0)),

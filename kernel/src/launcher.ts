@@ -6,10 +6,10 @@
  * and forwards them as stream output of the running request; its own log goes to fd 3 (this
  * process's stderr, i.e. Jupyter's log).
  *
- * The parent only relays: SIGINT/SIGTERM/SIGHUP are forwarded (a frontend that signals only this pid
- * still interrupts; the duplicate from a process-group signal is harmless, interrupts are
- * idempotent), and it exits with the child's exit code. If the parent dies, the child sees its IPC
- * channel close and exits. MOESCOPE_NATIVE_CAPTURE=0, or a platform without FIFOs, runs the kernel
+ * The parent only relays: the child runs in its own process group, so every SIGINT/SIGTERM/SIGHUP
+ * (sent to this pid, as VS Code does, or to the group, as jupyter_client does) reaches it exactly
+ * once, forwarded from here; the parent exits with the child's exit code. If the parent dies
+ * (SIGKILL), the child sees its IPC channel close and exits. MOESCOPE_NATIVE_CAPTURE=0, or a platform without FIFOs, runs the kernel
  * in this process instead (without fd-level capture).
  */
 import { spawn, spawnSync } from "child_process";
@@ -34,6 +34,9 @@ export async function launch(args: string[], runInProcess: () => Promise<number>
   const bin = path.join(__dirname, "..", "..", "..", "bin", "moescope.js");
   const child = spawn(process.execPath, [...process.execArgv, bin, "kernel", ...args], {
     stdio: ["inherit", fds[0], fds[1], 2, "ipc"],
+    // Its own process group: a frontend's process-group SIGINT must reach the kernel once, through
+    // this relay (two copies could land a V8 termination in the next cell).
+    detached: true,
     env: { ...process.env, [CHILD_ENV]: "1", MOESCOPE_NATIVE_FIFOS: fifos.join(path.delimiter), MOESCOPE_LOG_FD: "3" },
   });
   fds.forEach((fd) => fs.closeSync(fd));

@@ -144,6 +144,16 @@ class Probes(unittest.TestCase):
                 self.assertLess(took, 1.0)
                 self.assert_alive()
 
+    def test_interrupt_hits_only_the_running_cell(self):
+        # jupyter_client signals the process group and the launcher forwards too: the duplicate
+        # SIGINT must not interrupt the cell queued behind the interrupted one.
+        first = self.kc.execute("while (true) {}", stop_on_error=False)
+        second = self.kc.execute('"second ran"', stop_on_error=False)
+        time.sleep(1.0)
+        self.km.interrupt_kernel()
+        self.assertEqual(shell_reply(self.kc, first, timeout=10)["content"]["ename"], "KeyboardInterrupt")
+        self.assertEqual(shell_reply(self.kc, second, timeout=10)["content"]["status"], "ok")
+
     def heartbeat_during(self, code, seconds):
         msg_id = self.kc.execute(code)
         time.sleep(0.5)

@@ -25,6 +25,8 @@ import { errorOutcome, KeyboardInterrupt } from "./errors";
 const tsForTslab = require("@tslab/typescript-for-tslab");
 // The converter module sets ts.sys.useCaseSensitiveFileNames at load; forward moescope before any converter exists.
 
+const DUPLICATE_SIGINT_MS = 150;
+
 interface Running {
   ctrl: AbortController;
   reject: (e: Error) => void;
@@ -50,11 +52,12 @@ export class TsInterpreter implements Interpreter {
   private readonly exports: Record<string, unknown>;
   private prevDecl = "";
   private running: Running | undefined;
+  private lastInterruptAt = 0;
   private sink!: OutputSink;
   private readonly display = require(path.join(this.root, "dist/engine/src/display.js"));
   private readonly cancel = require(path.join(this.root, "dist/engine/src/cancel.js"));
 
-  constructor() {
+  constructor(private readonly log: (text: string) => void = () => undefined) {
     const pkg = JSON.parse(fs.readFileSync(path.join(this.root, "package.json"), "utf8"));
     this.implementationVersion = pkg.version;
     this.languageInfo = {
@@ -97,7 +100,7 @@ export class TsInterpreter implements Interpreter {
   }
 
   async doExecute(code: string, opts: { silent: boolean; executionCount: number }): Promise<ExecuteOutcome> {
-    const conv = this.converter.convert(this.prevDecl, code);
+    const conv = this.convert(code);
     if (conv.diagnostics.length > 0) return this.diagnosticsOutcome(conv.diagnostics);
     if (!conv.output) {
       this.prevDecl = conv.declOutput || "";
@@ -116,6 +119,7 @@ export class TsInterpreter implements Interpreter {
       const ret = vm.runInThisContext(wrapped, { filename: `cell[${opts.executionCount}]`, breakOnSigint: true });
       if (conv.hasToplevelAwait) await Promise.race([ret, interruptPromise]);
     } catch (e) {
+      if ((e as NodeJS.ErrnoException)?.code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") this.lastInterruptAt = Date.now();
       if (running.interrupted || (e as NodeJS.ErrnoException)?.code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") return errorOutcome(new KeyboardInterrupt());
       return errorOutcome(e);
     } finally {
@@ -134,6 +138,22 @@ export class TsInterpreter implements Interpreter {
       return { status: "ok", result: { data: b.data, metadata: b.metadata ?? {} } as Bundle };
     } catch (e) {
       return errorOutcome(e);
+    }
+  }
+
+  /**
+   * tslab's converter keeps a pending-rebuild timer across calls; if anything ever throws inside it
+   * (a late V8 termination from an interrupt, a compiler bug), every later call throws too. Build a
+   * fresh one and retry once: declarations carry over, since they live in prevDecl.
+   */
+  private convert(code: string): any {
+    try {
+      return this.converter.convert(this.prevDecl, code);
+    } catch (e) {
+      this.log(`the TypeScript converter failed (${(e as Error).message}); starting a fresh one`);
+      try { this.converter.close(); } catch { /* it is being replaced */ }
+      this.converter = this.tslabConverter.createConverter({});
+      return this.converter.convert(this.prevDecl, code);
     }
   }
 
@@ -160,7 +180,10 @@ export class TsInterpreter implements Interpreter {
 
   interrupt(): void {
     const r = this.running;
-    if (!r || r.interrupted) return;
+    // One Ctrl-C can arrive twice (a process-group SIGINT plus the launcher's forwarded copy); the
+    // copy must not hit the next queued cell.
+    if (!r || r.interrupted || Date.now() - this.lastInterruptAt < DUPLICATE_SIGINT_MS) return;
+    this.lastInterruptAt = Date.now();
     r.interrupted = true;
     const e = new KeyboardInterrupt();
     r.ctrl.abort(e);
