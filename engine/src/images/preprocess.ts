@@ -1,0 +1,62 @@
+/**
+ * Pixels -> the vision tower's input (spec §3.1): best-fit tile canvas, aspect-preserving antialiased
+ * bilinear resize without upscaling, zero padding at the bottom and right, normalisation
+ * x = (v/255 − 0.5)/0.5 (computed in float64, rounded once to float32: META's form and the goldens';
+ * HF additionally rounds through bfloat16, §6 item 8),
+ * tiles row-major, then the global thumbnail (the whole original image stretched to one tile) when
+ * there is more than one tile. Output layout [tiles, 3, S, S], what `VisionModel.encode` takes.
+ */
+import { decodeImage, DecodeOptions, ImageInput, RgbImage } from "./decode";
+import { ImagePlan, ImagePlanOptions, planImage } from "./plan";
+import { resizeBilinear } from "./resample";
+
+export interface PreprocessedImage {
+  plan: ImagePlan;
+  /** [tiles, 3, S, S] float32. */
+  pixelValues: Float32Array;
+  /** The decoded original (for overlays and occlusion). */
+  image: RgbImage;
+}
+
+/** One uint8 channel value -> model input. */
+export function normalise(v: number): number {
+  return Math.fround((v / 255 - 0.5) / 0.5);
+}
+const LUT = Float32Array.from({ length: 256 }, (_, v) => normalise(v));
+
+/** Writes an [h, w, 3] uint8 region (with zero padding outside it) as tile planes [3, S, S]. */
+function writeTile(src: Uint8Array, h: number, w: number, y0: number, x0: number, S: number, dst: Float32Array, off: number): void {
+  const pad = LUT[0];
+  for (let c = 0; c < 3; c++)
+    for (let y = 0; y < S; y++) {
+      const sy = y0 + y;
+      const row = off + (c * S + y) * S;
+      for (let x = 0; x < S; x++) {
+        const sx = x0 + x;
+        dst[row + x] = sy < h && sx < w ? LUT[src[(sy * w + sx) * 3 + c]] : pad;
+      }
+    }
+}
+
+/** The synchronous core: decoded pixels -> plan and tiles. */
+export function tilesFromPixels(image: RgbImage, opts: ImagePlanOptions = {}): PreprocessedImage {
+  const plan = planImage(image.height, image.width, opts);
+  const S = plan.tile;
+  const resized = plan.resizedHeight === image.height && plan.resizedWidth === image.width
+    ? image.rgb
+    : resizeBilinear(image.rgb, image.height, image.width, 3, plan.resizedHeight, plan.resizedWidth);
+  const tileLen = 3 * S * S;
+  const pixelValues = new Float32Array(plan.tiles * tileLen);
+  for (let r = 0; r < plan.rows; r++)
+    for (let c = 0; c < plan.cols; c++)
+      writeTile(resized, plan.resizedHeight, plan.resizedWidth, r * S, c * S, S, pixelValues, (r * plan.cols + c) * tileLen);
+  if (plan.thumbnail) {
+    const thumb = resizeBilinear(image.rgb, image.height, image.width, 3, S, S);
+    writeTile(thumb, S, S, 0, 0, S, pixelValues, (plan.tiles - 1) * tileLen);
+  }
+  return { plan, pixelValues, image };
+}
+
+export async function preprocessImage(input: ImageInput, opts: ImagePlanOptions & DecodeOptions = {}): Promise<PreprocessedImage> {
+  return tilesFromPixels(await decodeImage(input, opts), opts);
+}
