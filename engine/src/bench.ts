@@ -21,6 +21,7 @@ const SPEC: OptionSpec = {
   "prefill-tokens": { type: "number", help: "prompt length for prefill (default 512)" },
   "decode-tokens": { type: "number", help: "tokens to decode (default 128)" },
   "bw-mib": { type: "number", help: "size of the bandwidth probe buffer (default 1024)" },
+  precision: { type: "string", help: "exact (default) or fast (int8 activations, not exact)" },
 };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -33,6 +34,8 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
   const nPrefill = (o["prefill-tokens"] as number) ?? 512;
   const nDecode = (o["decode-tokens"] as number) ?? 128;
   const model = await Model.load(file, { threads: o.threads as number | undefined });
+  const precision = ((o.precision as string) ?? "exact") as "exact" | "fast";
+  if (precision !== "exact" && precision !== "fast") throw new Error(`--precision must be exact or fast`);
   const c = model.config;
   log(`${path.basename(file)}: ${c.nLayer} layers, hidden ${c.nEmbd}, ${c.nExpert} experts, ${(c.mappedBytes / 2 ** 20).toFixed(0)} MiB mapped, ${c.threads} threads, kernels ${c.dotKernel}`);
   // Ordinary (non-special) ids spread over the vocabulary.
@@ -41,13 +44,13 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
 
   const prefill: number[] = [];
   for (let r = 0; r < reps; r++) {
-    const t = await model.run(prompt, {});
+    const t = await model.run(prompt, { precision });
     prefill.push(nPrefill / t.timing.prefillSeconds);
     log(`prefill ${r + 1}/${reps}: ${prefill[r].toFixed(1)} tokens/s`);
   }
 
   const decodeOnce = async (opts: RunOptions) => {
-    const t = await model.run(prompt.subarray(0, 16), { maxNewTokens: nDecode, stopAtEog: false, ...opts });
+    const t = await model.run(prompt.subarray(0, 16), { maxNewTokens: nDecode, stopAtEog: false, precision, ...opts });
     // Without a capture the last sampled token is not fed back; with one it is (its routing is recorded).
     const forwards = opts.capture ? t.generated.length : t.generated.length - 1;
     return forwards / t.timing.decodeSeconds;
@@ -78,6 +81,7 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
     peak_rss_mb: +peakRss.toFixed(1),
     mapped_mb: +(c.mappedBytes / 2 ** 20).toFixed(1),
     kernels: c.dotKernel,
+    precision,
   };
   if (decodeCap.length) {
     result.capture = capture;

@@ -54,6 +54,12 @@ export interface RunOptions {
   onProgress?: (p: { phase: string; done: number; total: number }) => void;
   /** Refuse captures larger than this (default 4 GiB). */
   captureBudgetBytes?: number;
+  /**
+   * "exact" (default): float32 activations. "fast": quantized weights are multiplied with activations
+   * rounded to int8 per 32 values, as llama.cpp does; faster, but about 1e-3 relative error per matmul,
+   * enough to flip routing decisions (see BENCHMARKS.md). Routers always stay exact.
+   */
+  precision?: "exact" | "fast";
   /** Rows that replace token embeddings at some positions (image features). */
   embedOverride?: { positions: Int32Array | number[]; rows: Float32Array };
 }
@@ -158,6 +164,7 @@ export class Model {
       seed: opts.seed ?? 0,
       stopAtEog: opts.stopAtEog ?? true,
       logitsLast: opts.logitsLast ?? 1,
+      precision: opts.precision ?? "exact",
       capture: plan,
       interventions,
       embedOverride: opts.embedOverride,
@@ -184,7 +191,7 @@ export class Model {
         model: this.config.path,
         format: this.config.format,
         capture: plan ? { names: plan.names, posBegin: plan.posBegin, posEnd: plan.posEnd ?? null, heads: plan.heads } : { names: [], posBegin: 0, posEnd: null, heads: [] },
-        sampling: { maxNewTokens: maxNew, temperature: request.temperature, topK: request.topK, topP: request.topP, seed: request.seed, stopAtEog: request.stopAtEog },
+        sampling: { maxNewTokens: maxNew, temperature: request.temperature, topK: request.topK, topP: request.topP, seed: request.seed, stopAtEog: request.stopAtEog, precision: request.precision },
         interventions: this.describeInterventions(opts.interventions),
       };
       return new Trace(this.config, all, tokens.length, r.generated, r.logits, r.logitsRows, r.captured, record, this.tokenStrings(all),

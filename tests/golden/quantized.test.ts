@@ -39,3 +39,21 @@ describe("quantized weights against float64 on the dequantised weights", () => {
       }
     });
 });
+
+describe("opt-in fast mode (int8 activations)", () => {
+  it("is not the default, is recorded, and its error against ref64 is measured and bounded", async () => {
+    const model = await Model.load(fixture("small-scout-Q4_K_M", "model.gguf"));
+    const r = ref64("small-scout-Q4_K_M", "golden-p1")!;
+    const tokens = model.tokenize(prompt("p1"));
+    const exact = await model.run(tokens, { logitsLast: tokens.length });
+    const fast = await model.run(tokens, { logitsLast: tokens.length, precision: "fast" });
+    expect(exact.record.sampling.precision).toBe("exact");
+    expect(fast.record.sampling.precision).toBe("fast");
+    const { relErr } = await import("../helpers");
+    const eExact = relErr(exact.logits, r.get("logits")!.data), eFast = relErr(fast.logits, r.get("logits")!.data);
+    console.log(`small-scout-Q4_K_M p1 logits vs ref64: exact ${eExact.toExponential(2)}, fast ${eFast.toExponential(2)}`);
+    expect(eExact).toBeLessThan(1e-4);
+    expect(eFast).toBeGreaterThan(eExact); // it really is a different computation
+    expect(eFast).toBeLessThan(0.5);       // and still the same model
+  });
+});

@@ -457,6 +457,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       req.sampling.seed = (uint64_t)get_int(o, "seed", 0);
       req.logits_last = get_int(o, "logitsLast", 1);
       req.stop_at_eog = !o.Has("stopAtEog") || o.Get("stopAtEog").ToBoolean();
+      if (o.Has("precision")) {
+        std::string pr = o.Get("precision").ToString();
+        MOESCOPE_CHECK(pr == "exact" || pr == "fast", "BAD_ARGUMENT", "precision must be \"exact\" or \"fast\", not \"%s\"", pr.c_str());
+        req.fast = pr == "fast";
+      }
       if (o.Get("capture").IsObject()) {
         req.capture = true;
         req.plan = parse_plan(c, o.Get("capture").As<Napi::Object>());

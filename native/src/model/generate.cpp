@@ -24,6 +24,7 @@ RunResult run_model(const Llama4Model& m, const RunRequest& req, const std::atom
   rc.capture = store.get();
   rc.interventions = req.interventions.empty() ? nullptr : &req.interventions;
   rc.cancel = cancel;
+  rc.fast = req.fast;
   rc.embed_override = req.embed_override;
   rc.logits_last = std::max<int64_t>(std::min(req.logits_last, n_prompt), req.max_new_tokens > 0 ? 1 : 0);
 

@@ -20,6 +20,7 @@ struct RunRequest {
   SamplingParams sampling;
   int64_t logits_last = 1;   // prompt rows whose logits are returned
   bool stop_at_eog = true;
+  bool fast = false;         // opt-in int8 activations (not exact)
   bool capture = false;
   CapturePlan plan;
   Interventions interventions;

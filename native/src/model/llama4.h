@@ -12,6 +12,7 @@
 #include "hooks/hooks.h"
 #include "model/llama4_config.h"
 #include "model/llama4_weights.h"
+#include "ops/matmul.h"
 #include "tokenizer/tokenizer.h"
 
 namespace moescope {
@@ -38,6 +39,8 @@ struct RunContext {
   CaptureStore* capture = nullptr;
   const Interventions* interventions = nullptr;
   const std::atomic<bool>* cancel = nullptr;
+  // Opt-in int8 activations for quantized weights (never for the router); see ops/matmul.h.
+  bool fast = false;
   // Which rows get final norm + logits: the last `logits_last` tokens of this call (0 = none).
   int64_t logits_last = 1;
   // Optional rows that replace token embeddings (image features at <|patch|> positions): pos -> row.
@@ -65,7 +68,7 @@ class Llama4Model {
   std::vector<float> forward_segment(Session& s, const int32_t* tokens, int64_t T, RunContext& rc) const;
   void attention(int il, Session& s, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const;
   void moe(int il, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const;
-  void dense_ffn(int il, const float* x, float* out, int64_t T) const;
+  void dense_ffn(int il, const float* x, float* out, int64_t T, Precision prec) const;
   void embed(const int32_t* tokens, int64_t T, const int64_t* pos, float* out, RunContext& rc) const;
 
   std::string path_;

@@ -46,13 +46,26 @@ void matmul_in_major(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const
   });
 }
 
+void matmul_q8act(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy) {
+  const size_t ldq = q8act_row_bytes(W.n_in);
+  std::vector<uint8_t> xq((size_t)T * ldq);
+  for (int64_t t = 0; t < T; t++) quantize_q8act(x + t * ldx, W.n_in, xq.data() + t * ldq);
+  pool.parallel_for(W.n_out, 16, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
+      int nt = (int)std::min(kTokenTile, T - t0);
+      for (int64_t r = r0; r < r1; r++) tt.dot_q8act(W.data + (size_t)r * W.stride, xq.data() + t0 * ldq, ldq, W.n_in, nt, y + t0 * ldy + r, ldy);
+    }
+  });
+}
+
 }  // namespace
 
-void op_matmul(ThreadPool& pool, const Mat& W, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy) {
+void op_matmul(ThreadPool& pool, const Mat& W, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, Precision precision) {
   if (T <= 0) return;
   const TypeTraits* tt = type_traits(W.type);
   MOESCOPE_CHECK(tt && tt->supported, "MODEL_UNSUPPORTED_TYPE", "tensor %s: weight type %s has no kernel", W.name, tt ? tt->name : "unknown");
   if (W.in_major) matmul_in_major(pool, W, *tt, x, ldx, T, y, ldy);
+  else if (precision == Precision::Fast && tt->dot_q8act && W.n_in % 32 == 0) matmul_q8act(pool, W, *tt, x, ldx, T, y, ldy);
   else matmul_out_major(pool, W, *tt, x, ldx, T, y, ldy);
 }
 

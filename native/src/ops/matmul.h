@@ -9,7 +9,14 @@
 
 namespace moescope {
 
-// x: [T, ldx] (first W.n_in used), y: [T, ldy] (first W.n_out written).
-void op_matmul(ThreadPool& pool, const Mat& W, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy);
+enum class Precision {
+  Exact,  // float32 activations, float32 accumulation: the default, and always for routers
+  Fast,   // opt-in: activations rounded to int8 per 32 values (llama.cpp's way), ~1e-3 relative error
+};
+
+// x: [T, ldx] (first W.n_in used), y: [T, ldy] (first W.n_out written). Precision::Fast applies to
+// quantized out-major weights only; float weights and in-major layouts stay exact.
+void op_matmul(ThreadPool& pool, const Mat& W, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy,
+               Precision precision = Precision::Exact);
 
 }  // namespace moescope
