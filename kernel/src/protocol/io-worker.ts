@@ -204,15 +204,27 @@ port.on("message", (m: ToIo) => {
   }
 });
 
+/** A restart reuses the ports; the previous kernel may still be releasing them for a moment. */
+async function bindRetrying(sock: zmq.Socket, p: number): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await sock.bind(url(p));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt >= 40) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
 async function start(): Promise<void> {
   // A bounded linger: pending output to a vanished client must not hold the exit for long.
   for (const s of [shell, control, stdin, iopub, hb]) s.linger = 1000;
   await Promise.all([
-    shell.bind(url(conn.shell_port)),
-    control.bind(url(conn.control_port)),
-    stdin.bind(url(conn.stdin_port)),
-    iopub.bind(url(conn.iopub_port)),
-    hb.bind(url(conn.hb_port)),
+    bindRetrying(shell, conn.shell_port),
+    bindRetrying(control, conn.control_port),
+    bindRetrying(stdin, conn.stdin_port),
+    bindRetrying(iopub, conn.iopub_port),
+    bindRetrying(hb, conn.hb_port),
   ]);
   readNativeOutput();
   port.postMessage({ kind: "ready" } satisfies FromIo);
