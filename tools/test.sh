@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # --- Debian packages the real-client tests use (installed only when missing) ---------------------
 need_pkgs=()
-for p in python3-jupyter-client python3-jupyter-kernel-test python3-nbclient jupyter-nbconvert; do
+for p in python3-jupyter-client python3-jupyter-kernel-test python3-nbclient jupyter-nbconvert jupyter-notebook chromium; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

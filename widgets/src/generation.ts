@@ -45,7 +45,7 @@ function render(tokens: LiveToken[], layer: number, status: string): { html: str
     return `<span class="moescope-tok" style="background:${rgbToHex(bg)};${t.generated ? "border-bottom:2px solid #111" : "opacity:.75"}" title="${htmlEsc(all)}">${htmlEsc(visible(t.text))}<small>${htmlEsc(sub)}</small></span>`;
   });
   const gen = tokens.filter((t) => t.generated);
-  const html = `<div class="moescope-view" data-moescope-kind="live-generation" style="font-family:'DejaVu Sans',Arial,sans-serif">` +
+  const html = `<div class="moescope-live" style="font-family:'DejaVu Sans',Arial,sans-serif">` +
     `<div style="font-size:12px;color:#444;margin-bottom:3px">${htmlEsc(status)} · tint = expert at layer ${layer}; under each token: its top-1 expert in every MoE layer</div>` +
     `<div style="line-height:2.4;max-width:900px">${spans.join("")}</div></div>` +
     `<style>.moescope-tok{font-family:"DejaVu Sans Mono",monospace;white-space:pre;border-radius:3px;padding:1px 2px;margin:1px;display:inline-block}.moescope-tok small{display:block;font-size:9px;color:#555;text-align:center}</style>`;

@@ -52,12 +52,12 @@ export async function routingGrid(trace: Trace, opts: RoutingOptions = {}): Prom
       (r.k > 1 ? `<br>also ${Array.from({ length: r.k - 1 }, (_, q) => `e${r.experts[row * r.k + q + 1]} (${r.gates[row * r.k + q + 1].toFixed(2)})`).join(", ")}` : "")));
   }
   const rows = z.length;
-  const width = Math.min(1100, Math.max(420, 160 + 34 * layers.length));
+  const width = Math.min(1100, Math.max(520, 160 + 34 * layers.length));
   const height = Math.min(1400, Math.max(260, 110 + 15 * rows));
   const yt = tokenTicks(pick.positions.map((p) => tokenLabel(trace, p)), 60);
   const fig: Figure = {
     data: [{ type: "heatmap", z, zmin: 0, zmax: E, colorscale: expertGateScale(E), showscale: false, hovertext: hover, hoverinfo: "text", xgap: 1, ygap: rows > 150 ? 0 : 1 }],
-    layout: baseLayout(width, height, `Routing: top-1 expert per token and MoE layer (colour = expert, intensity = gate)`, {
+    layout: baseLayout(width, height, `Routing: top-1 expert (colour) and gate (intensity)`, {
       margin: { l: 120, r: 20, t: 50, b: 50 },
       xaxis: { title: { text: "MoE layer" }, tickvals: layers.map((_, i) => i), ticktext: layers.map(String), showgrid: false },
       yaxis: { autorange: "reversed", ...yt, showgrid: false, tickfont: { size: 10 } },
@@ -66,9 +66,7 @@ export async function routingGrid(trace: Trace, opts: RoutingOptions = {}): Prom
   const used = new Map<number, number>();
   for (const r of routes) for (const i of pick.rows) used.set(r.experts[i * r.k], (used.get(r.experts[i * r.k]) ?? 0) + 1);
   const legend = [...used.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12);
-  fig.layout.annotations = [{ text: "experts: " + legend.map(([e]) => `<span style="color:${rgbToHex(expertColor(e))}">■</span> e${e}`).join("  "), x: 0, y: -0.02, xref: "paper", yref: "paper", showarrow: false, xanchor: "left", yanchor: "top", font: { size: 10 } }];
-  fig.layout.annotations[0].y = 1.0;
-  fig.layout.annotations[0].yanchor = "bottom";
+  fig.layout.annotations = [{ text: "experts: " + legend.map(([e]) => `<span style="color:${rgbToHex(expertColor(e))}">■</span> e${e}`).join("  "), x: 0, y: 1, xref: "paper", yref: "paper", showarrow: false, xanchor: "left", yanchor: "bottom", font: { size: 10 } }];
   return makeView({
     kind: "routing-grid",
     title: "routing grid",
