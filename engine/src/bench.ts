@@ -42,9 +42,14 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
   const prompt = Int32Array.from({ length: nPrefill }, (_, i) => (i * 7919 + 13) % Math.min(c.nVocab, Math.max(256, c.bosId > 0 ? c.bosId : c.nVocab)));
   await model.run(prompt.subarray(0, 16), { maxNewTokens: 4, stopAtEog: false }); // warm the page cache and threads
 
-  const prefill: number[] = [];
+  // CPU time per token (all threads) is reported beside wall-clock speed: on a shared machine it
+  // moves far less than tokens/s when other processes compete for the cores.
+  const prefill: number[] = [], prefillCpu: number[] = [];
   for (let r = 0; r < reps; r++) {
+    const c0 = process.cpuUsage();
     const t = await model.run(prompt, { precision });
+    const c = process.cpuUsage(c0);
+    prefillCpu.push((c.user + c.system) / 1000 / nPrefill);
     prefill.push(nPrefill / t.timing.prefillSeconds);
     log(`prefill ${r + 1}/${reps}: ${prefill[r].toFixed(1)} tokens/s`);
   }
@@ -75,6 +80,7 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
     threads: c.threads,
     prefill_tps: +median(prefill).toFixed(2),
     decode_tps: +decodeTps.toFixed(3),
+    prefill_cpu_ms_per_token: +median(prefillCpu).toFixed(3),
     bytes_per_token: c.activeBytesPerToken,
     read_bw_gbs: +bw.toFixed(3),
     bw_fraction: +((decodeTps * c.activeBytesPerToken) / (bw * 1e9)).toFixed(4),
