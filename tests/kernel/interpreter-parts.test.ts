@@ -35,6 +35,6 @@ describe("module paths", () => {
   it("lets cells require moescope and its dependencies from a folder without node_modules", () => {
     const req = cellRequire(os.tmpdir(), root);
     expect((req("path") as typeof path).join).toBe(path.join);
-    expect(typeof (req("moescope/engine/src/display") as any).display).toBe("function");
+    expect(typeof (req("moescope/dist/engine/src/display") as any).display).toBe("function");
   });
 });
