@@ -9,6 +9,7 @@
 
 #include "binding/errors.h"
 #include "binding/registry.h"
+#include "cuda/device.h"  // issue 9
 #include "hooks/hooks.h"
 #include "model/generate.h"
 #include "model/llama4.h"
@@ -198,6 +199,16 @@ Interventions parse_interventions(const Llama4Config& c, const Napi::Object& o) 
   return iv;
 }
 
+// A typed array over native memory: JS keeps the vector alive through the finalizer, nothing is copied.
+template <typename T, typename Array>
+Array external_array(Napi::Env env, std::shared_ptr<std::vector<T>> v) {
+  const size_t n = v->size();
+  if (n == 0) return Array::New(env, 0);
+  auto* keep = new std::shared_ptr<std::vector<T>>(std::move(v));
+  auto ab = Napi::ArrayBuffer::New(env, (*keep)->data(), n * sizeof(T), [](Napi::Env, void*, std::shared_ptr<std::vector<T>>* k) { delete k; }, keep);
+  return Array::New(env, n, ab, 0);
+}
+
 Napi::Value captured_to_js(Napi::Env env, Captured& c) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("name", c.name);
@@ -205,19 +216,8 @@ Napi::Value captured_to_js(Napi::Env env, Captured& c) {
   Napi::Array shape = Napi::Array::New(env, c.shape.size());
   for (size_t i = 0; i < c.shape.size(); i++) shape.Set((uint32_t)i, Napi::Number::New(env, (double)c.shape[i]));
   o.Set("shape", shape);
-  if (c.is_int) {
-    auto* keep = new std::shared_ptr<std::vector<int32_t>>(c.i);
-    size_t n = (*keep)->size();
-    auto ab = n ? Napi::ArrayBuffer::New(env, (*keep)->data(), n * 4, [](Napi::Env, void*, std::shared_ptr<std::vector<int32_t>>* k) { delete k; }, keep)
-                : (delete keep, Napi::ArrayBuffer::New(env, 0));
-    o.Set("data", Napi::Int32Array::New(env, n, ab, 0));
-  } else {
-    auto* keep = new std::shared_ptr<std::vector<float>>(c.f);
-    size_t n = (*keep)->size();
-    auto ab = n ? Napi::ArrayBuffer::New(env, (*keep)->data(), n * 4, [](Napi::Env, void*, std::shared_ptr<std::vector<float>>* k) { delete k; }, keep)
-                : (delete keep, Napi::ArrayBuffer::New(env, 0));
-    o.Set("data", Napi::Float32Array::New(env, n, ab, 0));
-  }
+  if (c.is_int) o.Set("data", external_array<int32_t, Napi::Int32Array>(env, c.i));
+  else o.Set("data", external_array<float, Napi::Float32Array>(env, c.f));
   Napi::Float64Array pos = Napi::Float64Array::New(env, c.positions.size());
   for (size_t i = 0; i < c.positions.size(); i++) pos[i] = (double)c.positions[i];
   o.Set("positions", pos);
@@ -228,14 +228,21 @@ Napi::Value captured_to_js(Napi::Env env, Captured& c) {
 // Workers
 class LoadWorker : public Napi::AsyncWorker {
  public:
-  LoadWorker(Napi::Env env, std::string path) : Napi::AsyncWorker(env), path_(std::move(path)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  LoadWorker(Napi::Env env, std::string path, std::string device)
+      : Napi::AsyncWorker(env), path_(std::move(path)), device_(std::move(device)), deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override { err_.run([&] { model_ = Llama4Model::load(path_); }); }
+  void Execute() override {
+    err_.run([&] {
+      model_ = Llama4Model::load(path_);
+      set_model_device(model_, pick_device(device_, model_));  // issue 9: nullptr = CPU
+    });
+  }
   void OnOK() override;
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
   std::string path_;
+  std::string device_;  // "cpu" | "cuda" | "auto"
   Napi::Promise::Deferred deferred_;
   ErrorSlot err_;
   std::shared_ptr<Llama4Model> model_;
@@ -302,11 +309,7 @@ class RunWorker : public Napi::AsyncProgressQueueWorker<RunEvent> {
     Napi::Int32Array gen = Napi::Int32Array::New(env, res_.generated.size());
     for (size_t i = 0; i < res_.generated.size(); i++) gen[i] = res_.generated[i];
     r.Set("generated", gen);
-    auto* keep = new std::vector<float>(std::move(res_.logits));
-    size_t n = keep->size();
-    auto ab = n ? Napi::ArrayBuffer::New(env, keep->data(), n * 4, [](Napi::Env, void*, std::vector<float>* k) { delete k; }, keep)
-                : (delete keep, Napi::ArrayBuffer::New(env, 0));
-    r.Set("logits", Napi::Float32Array::New(env, n, ab, 0));
+    r.Set("logits", external_array<float, Napi::Float32Array>(env, std::make_shared<std::vector<float>>(std::move(res_.logits))));
     r.Set("logitsRows", (double)res_.logits_rows);
     r.Set("stopReason", res_.stop_reason);
     r.Set("prefillSeconds", res_.prefill_seconds);
@@ -398,6 +401,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     o.Set("mappedBytes", (double)mm.weights().mapped_bytes);
     o.Set("activeBytesPerToken", (double)mm.active_bytes_per_token());
     o.Set("describe", c.describe());
+    {  // issue 9: which device runs this model
+      auto dev = model_device(&mm);
+      o.Set("device", dev ? "cuda" : "cpu");
+      o.Set("deviceName", dev ? dev->describe() : std::string("cpu"));
+    }
     o.Set("dotKernel", dot_kernel_name());
     o.Set("threads", default_pool().size());
     return o;
@@ -540,11 +548,33 @@ void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", model);
   exports.Set("loadModel", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "loadModel(path): path must be a string");
-    auto* w = new LoadWorker(info.Env(), info[0].ToString());
+    // --- issue 9: optional device ("cpu" default, "cuda", "auto") ---
+    std::string device = info.Length() > 1 && info[1].IsString() ? info[1].ToString().Utf8Value() : std::string("cpu");
+    if (device != "cpu" && device != "cuda" && device != "auto")
+      throw Napi::TypeError::New(info.Env(), "loadModel(path, device): device must be \"cpu\", \"cuda\" or \"auto\"");
+    auto* w = new LoadWorker(info.Env(), info[0].ToString(), device);
     Napi::Promise p = w->promise();
     w->Queue();
     return p;
   }));
+  // --- issue 9: CUDA status and the device bandwidth probe (device-check, bench) ---
+  exports.Set("cudaStatus", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("compiled", cuda_compiled());
+    o.Set("devices", cuda_device_count());
+    return o;
+  }));
+  exports.Set("cudaReadBandwidth", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    const double mib = info.Length() > 0 ? info[0].ToNumber().DoubleValue() : 1024;
+    double bw = 0;
+    try {
+      bw = cuda_read_bandwidth((uint64_t)(mib * 1048576.0), 5);
+    } catch (const Error& e) {
+      throw make_error(info.Env(), e.code, e.what());
+    }
+    return Napi::Number::New(info.Env(), bw);
+  }));
+  // --- end issue 9 ---
   exports.Set("nativeSpin", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     double ms = info[0].ToNumber().DoubleValue();
     if (!(ms >= 0 && ms < 3.6e6)) throw Napi::RangeError::New(info.Env(), "nativeSpin(ms): ms must be in [0, 3600000)");
