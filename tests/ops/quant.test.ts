@@ -284,7 +284,8 @@ describe("fused dot kernels match the float64 dot of the dequantised row", () =>
     it(`${name}: dot_rows (4-row prefill tiles) equals dot row by row, bit for bit`, () => {
       const r = rng(5000 + type);
       const bs = blockInfo[type].bs;
-      for (const [n, nrows] of [[bs === 1 ? 264 : 2 * Math.max(bs, 128), 9], [bs === 1 ? 13 : bs, 5], [1024, 4]]) {
+      // 16896 = 66 K-quant blocks: the K-quant decode works in pieces of 64 blocks.
+      for (const [n, nrows] of [[bs === 1 ? 264 : 2 * Math.max(bs, 128), 9], [bs === 1 ? 13 : bs, 5], [1024, 4], [16896, 2]]) {
         const rows = Buffer.concat(Array.from({ length: nrows }, () => randomRow(type, n, r)));
         const stride = rows.length / nrows;
         for (const ntok of [1, 2, 3, 8, 67]) {

@@ -15,6 +15,7 @@
 //   ntok  > 1 (prefill): 256 weights at a time are decoded once into a 1 KiB scratch, then each
 //             group of up to 8 activation rows multiplies the scratch (8 independent FMA chains).
 #include <cstddef>
+#include <cstring>
 
 #include "ops/quant_blocks.h"
 
@@ -84,6 +85,7 @@ struct StoreSink {
 // ---- block decoders (ggml's dequantize_row_* in vector form) ----
 
 struct Q8_0 {
+  static constexpr int KQUANT_BITS = 0;  // 4/5: Q4_K/Q5_K, whose GEMV wants sub-block sums of x
   using block = block_q8_0;
   static constexpr int QK = QK8_0;
   template <class Sink>
@@ -97,6 +99,7 @@ struct Q8_0 {
 };
 
 struct Q4_0 {
+  static constexpr int KQUANT_BITS = 0;  // 4/5: Q4_K/Q5_K, whose GEMV wants sub-block sums of x
   using block = block_q4_0;
   static constexpr int QK = QK4_0;
   template <class Sink>
@@ -125,6 +128,7 @@ MS_INLINE void affine32(__m256i q, float d, float m, int off, Sink& s) {
 }
 
 struct Q4_K {
+  static constexpr int KQUANT_BITS = 4;  // 4/5: Q4_K/Q5_K, whose GEMV wants sub-block sums of x
   using block = block_q4_K;
   static constexpr int QK = QK_K;
   template <class Sink>
@@ -143,6 +147,7 @@ struct Q4_K {
 };
 
 struct Q5_K {
+  static constexpr int KQUANT_BITS = 5;  // 4/5: Q4_K/Q5_K, whose GEMV wants sub-block sums of x
   using block = block_q5_K;
   static constexpr int QK = QK_K;
   template <class Sink>
@@ -175,6 +180,7 @@ MS_INLINE void scaled32(__m256i q, float ds0, float ds1, int off, Sink& s) {
 }
 
 struct Q6_K {
+  static constexpr int KQUANT_BITS = 0;  // 4/5: Q4_K/Q5_K, whose GEMV wants sub-block sums of x
   using block = block_q6_K;
   static constexpr int QK = QK_K;
   template <class Sink>
@@ -350,36 +356,74 @@ float gemv_q4_0(const block_q4_0* b, int64_t nb, const float* x) {
   return hsum(_mm256_add_ps(acc0, acc1));
 }
 
+// Sums of x over each 32-element sub-block, xs[s] = sum x[32 s .. 32 s + 31], for n % 256 == 0.
+// The K-quant GEMV needs them for the mins; computed once per call (dot_rows: once for all rows).
+MS_INLINE void subblock_sums(const float* x, int64_t n, float* xs) {
+  for (int64_t b = 0; b < n; b += QK_K, x += QK_K, xs += 8) {
+    __m256 v[8];
+    MS_UNROLL for (int s = 0; s < 8; ++s) {
+      const float* p = x + 32 * s;
+      v[s] = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)),
+                           _mm256_add_ps(_mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)));
+    }
+    // Horizontal sums of 8 vectors at once: after two hadd levels lane i of the low (high) half
+    // holds half of vector i's sum (i < 4 in h0123, i >= 4 in h4567).
+    const __m256 h0123 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    const __m256 h4567 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+    _mm256_storeu_ps(xs, _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20), _mm256_permute2f128_ps(h0123, h4567, 0x31)));
+  }
+}
+
+// The 8 six-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K block, all at once
+// (the same unpacking as get_scale_min_k4, on 32-bit words).
+MS_INLINE void unpack_scales_k4(const uint8_t* q, uint8_t out[16]) {
+  uint32_t u[4];
+  std::memcpy(u, q, 12);
+  const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+  u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+  const uint32_t mins_lo = u[1] & m6;
+  u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+  u[2] = mins_lo;
+  u[0] &= m6;
+  std::memcpy(out, u, 16);
+}
+
 // Q4_K and Q5_K: 32 bytes of qs hold sub-blocks 2j (low nibbles) and 2j+1 (high nibbles); Q5_K
 // adds the fifth bit of element l of sub-block s as bit s of qh[l].
 // The quant becomes a float without a conversion instruction: placed in the top mantissa bits of
 // BIAS (16.0f for 4 bits, 32.0f for 5) it reads as exactly BIAS + q. The bias is removed with the
-// min: d*(BIAS + q) - (BIAS*d + m) = d*q - m, and sum(x) is needed for the min anyway.
+// min: d*(BIAS + q) - (BIAS*d + m) = d*q - m, using the sub-block sums xs of x.
 template <bool FIVE_BITS>
-MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_off, int64_t nb, const float* x) {
+MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_off, int64_t nb, const float* x,
+                            const float* xs) {
   constexpr int SHIFT = FIVE_BITS ? 18 : 19;  // q's top bit lands on mantissa bit 22
   constexpr float BIAS = FIVE_BITS ? 32.0f : 16.0f;
   const __m256i m4 = _mm256_set1_epi32(0x0F);
   const __m256i magic = _mm256_castps_si256(_mm256_set1_ps(BIAS));
   const __m256i bit5 = _mm256_set1_epi32(1 << (SHIFT + 4));
-  __m256 accd0 = _mm256_setzero_ps(), accd1 = _mm256_setzero_ps();  // sum of d1 * sum((BIAS + q) x)
-  __m256 accm0 = _mm256_setzero_ps(), accm1 = _mm256_setzero_ps();  // sum of (BIAS*d1 + m1) * sum(x)
-  for (int64_t k = 0; k < nb; ++k, x += QK_K) {
+  // Each block's d*sum((BIAS + q) x) and (BIAS*d + m)*sum(x) nearly cancel when x has a large
+  // common offset; subtracting them block by block keeps the running sum (and its rounding) at
+  // the size of the result instead of growing with the row.
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k, x += QK_K, xs += 8) {
     const uint8_t* blk = base + k * block_bytes;
-    const float d = half_to_float(*(const f16_bits*)blk), dmin = half_to_float(*(const f16_bits*)(blk + 2));
-    const uint8_t* scales = blk + 4;
+    const __m256 d = _mm256_set1_ps(half_to_float(*(const f16_bits*)blk));
+    const __m256 dmin = _mm256_set1_ps(half_to_float(*(const f16_bits*)(blk + 2)));
+    alignas(16) uint8_t sm[16];
+    unpack_scales_k4(blk + 4, sm);
+    const __m128i smv = _mm_load_si128((const __m128i*)sm);
+    const __m256 dsc = _mm256_mul_ps(d, u8_to_f32(smv));                   // d * sc, per sub-block
+    const __m256 mins = _mm256_mul_ps(dmin, u8_to_f32(hi64(smv)));          // dmin * m
+    const __m256 bm = _mm256_mul_ps(_mm256_fmadd_ps(_mm256_set1_ps(BIAS), dsc, mins), _mm256_loadu_ps(xs));
+    __m256 bd0 = _mm256_setzero_ps(), bd1 = _mm256_setzero_ps();
     const uint8_t* qs = blk + qs_off;
     const uint8_t* qh = blk + 16;  // Q5_K only
-    for (int j = 0; j < 4; ++j) {
-      uint8_t sc0, m0, sc1, m1;
-      get_scale_min_k4(2 * j, scales, &sc0, &m0);
-      get_scale_min_k4(2 * j + 1, scales, &sc1, &m1);
+    MS_UNROLL for (int j = 0; j < 4; ++j) {
       const float* xa = x + 64 * j;
       const float* xb = xa + 32;
       // Two independent chains per sum (elements l and l + 8 of each 16): with one chain the
       // FMA latency, not the arithmetic, would set the pace.
       __m256 sqa[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sqb[2] = {sqa[0], sqa[0]};
-      __m256 sxa[2] = {sqa[0], sqa[0]}, sxb[2] = {sqa[0], sqa[0]};
       MS_UNROLL for (int l = 0; l < 32; l += 8) {
         const int c = (l >> 3) & 1;
         const __m256i v = load_u8x8(qs + 32 * j + l);
@@ -390,27 +434,40 @@ MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_o
           qa = _mm256_or_si256(qa, _mm256_and_si256(_mm256_slli_epi32(h, SHIFT + 4 - 2 * j), bit5));
           qb = _mm256_or_si256(qb, _mm256_and_si256(_mm256_slli_epi32(h, SHIFT + 4 - 2 * j - 1), bit5));
         }
-        const __m256 x0 = _mm256_loadu_ps(xa + l), x1 = _mm256_loadu_ps(xb + l);
-        sqa[c] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_or_si256(qa, magic)), x0, sqa[c]);
-        sqb[c] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_or_si256(qb, magic)), x1, sqb[c]);
-        sxa[c] = _mm256_add_ps(sxa[c], x0);
-        sxb[c] = _mm256_add_ps(sxb[c], x1);
+        sqa[c] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_or_si256(qa, magic)), _mm256_loadu_ps(xa + l), sqa[c]);
+        sqb[c] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_or_si256(qb, magic)), _mm256_loadu_ps(xb + l), sqb[c]);
       }
-      const float d0 = d * sc0, d1 = d * sc1;
-      accd0 = _mm256_fmadd_ps(_mm256_set1_ps(d0), _mm256_add_ps(sqa[0], sqa[1]), accd0);
-      accd1 = _mm256_fmadd_ps(_mm256_set1_ps(d1), _mm256_add_ps(sqb[0], sqb[1]), accd1);
-      accm0 = _mm256_fmadd_ps(_mm256_set1_ps(BIAS * d0 + dmin * m0), _mm256_add_ps(sxa[0], sxa[1]), accm0);
-      accm1 = _mm256_fmadd_ps(_mm256_set1_ps(BIAS * d1 + dmin * m1), _mm256_add_ps(sxb[0], sxb[1]), accm1);
+      const __m256 d0 = _mm256_permutevar8x32_ps(dsc, _mm256_set1_epi32(2 * j));
+      const __m256 d1 = _mm256_permutevar8x32_ps(dsc, _mm256_set1_epi32(2 * j + 1));
+      bd0 = _mm256_fmadd_ps(d0, _mm256_add_ps(sqa[0], sqa[1]), bd0);
+      bd1 = _mm256_fmadd_ps(d1, _mm256_add_ps(sqb[0], sqb[1]), bd1);
     }
+    // bm's lanes are sub-blocks, bd's are element positions: only the sum over lanes matters.
+    acc = _mm256_add_ps(acc, _mm256_sub_ps(_mm256_add_ps(bd0, bd1), bm));
   }
-  return hsum(_mm256_sub_ps(_mm256_add_ps(accd0, accd1), _mm256_add_ps(accm0, accm1)));
+  return hsum(acc);
+}
+
+// A K-quant row with its own sub-block sums (single-row calls); rows longer than the stack
+// buffer go in pieces.
+template <bool FIVE_BITS>
+MS_INLINE float gemv_kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_off, int64_t nb, const float* x) {
+  constexpr int64_t PIECE = 64 * QK_K;  // 16384 elements, 2 KiB of sums
+  alignas(32) float xs[PIECE / 32];
+  float total = 0.0f;
+  for (int64_t k0 = 0; k0 < nb; k0 += PIECE / QK_K) {
+    const int64_t kn = nb - k0 < PIECE / QK_K ? nb - k0 : PIECE / QK_K;
+    subblock_sums(x + k0 * QK_K, kn * QK_K, xs);
+    total += gemv_kquant<FIVE_BITS>(base + k0 * block_bytes, block_bytes, qs_off, kn, x + k0 * QK_K, xs);
+  }
+  return total;
 }
 
 float gemv_q4_K(const block_q4_K* b, int64_t nb, const float* x) {
-  return gemv_kquant<false>((const uint8_t*)b, sizeof(block_q4_K), offsetof(block_q4_K, qs), nb, x);
+  return gemv_kquant_row<false>((const uint8_t*)b, sizeof(block_q4_K), offsetof(block_q4_K, qs), nb, x);
 }
 float gemv_q5_K(const block_q5_K* b, int64_t nb, const float* x) {
-  return gemv_kquant<true>((const uint8_t*)b, sizeof(block_q5_K), offsetof(block_q5_K, qs), nb, x);
+  return gemv_kquant_row<true>((const uint8_t*)b, sizeof(block_q5_K), offsetof(block_q5_K, qs), nb, x);
 }
 
 // Types without a factored GEMV decode into registers and multiply (the sink above).
@@ -451,6 +508,30 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
                   const typename T::block* blocks = (const typename T::block*)row;
                   for (int64_t b = i0 / T::QK; b < (i0 + cnt) / T::QK; ++b, s.y += T::QK) T::decode(blocks + b, s);
                 });
+  }
+  if constexpr (T::KQUANT_BITS != 0) {
+    // Decode of Q4_K/Q5_K rows: the sub-block sums of x are computed once for all rows, and each
+    // row is then summed exactly as gemv_kquant_row sums it (same pieces), so the result is the
+    // single-row dot's, bit for bit.
+    constexpr int64_t MAX_N = 4 * 16384;
+    constexpr int64_t PIECE_BLOCKS = 64;  // gemv_kquant_row's piece
+    if (ntok == 1 && n <= MAX_N) {
+      alignas(32) float xs[MAX_N / 32];
+      subblock_sums(x, n, xs);
+      const int64_t nb = n / QK_K;
+      constexpr bool FIVE = T::KQUANT_BITS == 5;
+      const size_t qs_off = FIVE ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
+      for (; r < nrows; ++r) {
+        float total = 0.0f;
+        for (int64_t k0 = 0; k0 < nb; k0 += PIECE_BLOCKS) {
+          const int64_t kn = nb - k0 < PIECE_BLOCKS ? nb - k0 : PIECE_BLOCKS;
+          total += gemv_kquant<FIVE>(wb + r * stride + k0 * sizeof(typename T::block), sizeof(typename T::block), qs_off,
+                                     kn, x + k0 * QK_K, xs + k0 * 8);
+        }
+        out[r] = total;
+      }
+      return;
+    }
   }
   for (; r < nrows; ++r) dot_blocks<T, GEMV>(wb + r * stride, x, ldx, n, ntok, out + r, ldo);
 }
