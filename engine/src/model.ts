@@ -29,8 +29,11 @@ export interface Interventions {
   routerBias?: { layer: number; bias: Float32Array | number[] }[];
   /** Added to the residual stream after `layer` (blocks.L.hook_resid_post), optionally only on some positions. */
   steer?: { layer: number; vector: Float32Array | number[]; scale?: number; positions?: { begin?: number; end?: number } }[];
-  /** Replace a hook point's rows at the given positions (e.g. from another run: see Trace.row). */
-  patch?: { name: string; positions: number[]; values: Float32Array | number[] }[];
+  /**
+   * Replace a hook point's rows at the given positions: with `values` ([positions, row]), or with the
+   * same hook's rows from another run (`from`, which must have captured that hook at those positions).
+   */
+  patch?: ({ name: string; positions: number[]; values: Float32Array | number[] } | { name: string; positions: number[]; from: Trace })[];
   /** Zero one attention head's output (its pattern is still computed and reported). */
   ablateHeads?: { layer: number; head: number }[];
   /** Replay the routing recorded in a trace (every MoE layer it captured), from position 0. */
@@ -68,6 +71,13 @@ export interface ModelConfig extends NativeInfo {}
 
 const DEFAULT_BUDGET = 4 * 1024 ** 3;
 
+function concatRows(rows: Float32Array[]): Float32Array {
+  const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+  let o = 0;
+  for (const r of rows) out.set(r, (o += r.length) - r.length);
+  return out;
+}
+
 function fmtBytes(b: number): string {
   const u = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
@@ -78,12 +88,18 @@ function fmtBytes(b: number): string {
 export class Model {
   private constructor(private readonly native: NativeModel, readonly config: ModelConfig) {}
 
-  static async load(path: string, opts: { threads?: number } = {}): Promise<Model> {
+  /**
+   * `device`: "cpu" (default), "cuda" (the CUDA backend; an error if this build or machine has none)
+   * or "auto" (CUDA when available, else the CPU). Same numbers, hooks and interventions on both.
+   */
+  static async load(path: string, opts: { threads?: number; device?: "cpu" | "cuda" | "auto" } = {}): Promise<Model> {
     if (typeof path !== "string" || !path) throw invalidParameter("path", "a GGUF file or a Hugging Face folder", path);
+    const device = opts.device ?? "cpu";
+    if (device !== "cpu" && device !== "cuda" && device !== "auto") throw invalidParameter("device", '"cpu", "cuda" or "auto"', device);
     const a = addon();
     if (opts.threads !== undefined) a.setThreads(opts.threads);
     try {
-      const n = await a.loadModel(path);
+      const n = await a.loadModel(path, device);
       return new Model(n, n.info());
     } catch (e) {
       throw wrapNative(e);
@@ -238,7 +254,11 @@ export class Model {
       forceRoutes: iv.forceRoutes ?? [],
       routerBiases: (iv.routerBias ?? []).map((b) => ({ layer: b.layer, bias: f32(b.bias) })),
       steers: (iv.steer ?? []).map((s) => ({ layer: s.layer, vector: f32(s.vector, s.scale ?? 1), posBegin: s.positions?.begin, posEnd: s.positions?.end })),
-      patches: (iv.patch ?? []).map((p) => ({ name: p.name, positions: Int32Array.from(p.positions), values: f32(p.values) })),
+      patches: (iv.patch ?? []).map((p) => ({
+        name: p.name,
+        positions: Int32Array.from(p.positions),
+        values: "from" in p ? concatRows(p.positions.map((pos) => p.from.row(p.name, pos) as Float32Array)) : f32(p.values),
+      })),
       ablateHeads: iv.ablateHeads ?? [],
       replays,
     };
@@ -251,7 +271,7 @@ export class Model {
     if (iv.forceRoutes?.length) out.forceRoutes = iv.forceRoutes;
     if (iv.routerBias?.length) out.routerBias = iv.routerBias.map((b) => ({ layer: b.layer, bias: Array.from(b.bias) }));
     if (iv.steer?.length) out.steer = iv.steer.map((s) => ({ layer: s.layer, scale: s.scale ?? 1, positions: s.positions ?? null, norm: Math.hypot(...Array.from(s.vector)) }));
-    if (iv.patch?.length) out.patch = iv.patch.map((p) => ({ name: p.name, positions: p.positions }));
+    if (iv.patch?.length) out.patch = iv.patch.map((p) => ({ name: p.name, positions: p.positions, from: "from" in p ? p.from.record.model : "values" }));
     if (iv.ablateHeads?.length) out.ablateHeads = iv.ablateHeads;
     if (iv.replayRouting) out.replayRouting = { from: iv.replayRouting.record.model, layers: iv.replayRouting.moeLayers.length };
     return out;

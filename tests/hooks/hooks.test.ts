@@ -148,6 +148,22 @@ describe("interventions: analytic identities", () => {
   });
 });
 
+describe("activation patching between runs", () => {
+  it("patching run B's residual into run A at one position makes A's later layers follow B there", async () => {
+    const a = scout.tokenize("The quick brown fox jumps");
+    const b = a.slice();
+    b[3] = (b[3] + 1) % 256; // one token differs
+    const names = ["blocks.1.hook_resid_post", "blocks.3.hook_resid_post"];
+    const ta = await scout.run(a, { capture: names }), tb = await scout.run(b, { capture: names });
+    const last = a.length - 1;
+    const patched = await scout.run(a, { capture: names, interventions: { patch: [{ name: "blocks.1.hook_resid_post", positions: [last], from: tb }] } });
+    // Layer 1 at the patched position is B's; positions before it are untouched (causal).
+    expect(Array.from(patched.row("blocks.1.hook_resid_post", last))).toEqual(Array.from(tb.row("blocks.1.hook_resid_post", last)));
+    expect(Array.from(patched.row("blocks.3.hook_resid_post", 1))).toEqual(Array.from(ta.row("blocks.3.hook_resid_post", 1)));
+    expect(patched.record.interventions.patch).toEqual([{ name: "blocks.1.hook_resid_post", positions: [last], from: tb.record.model }]);
+  });
+});
+
 describe("capture during generation", () => {
   it("each generated token's routing and attention row equal a plain prefill of the same tokens", async () => {
     const t = maverick.tokenize(prompt("p1"));
