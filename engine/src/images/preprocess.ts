@@ -8,7 +8,15 @@
  */
 import { decodeImage, DecodeOptions, ImageInput, RgbImage } from "./decode";
 import { ImagePlan, ImagePlanOptions, planImage } from "./plan";
-import { resizeBilinear } from "./resample";
+import { resizeBilinear, resizeBilinearF64 } from "./resample";
+
+export interface PreprocessOptions extends ImagePlanOptions {
+  /**
+   * "pillow" (default): Pillow's fixed-point bilinear, as META (PIL) and HF (torchvision's uint8 port of it) resize.
+   * "float64": the same filter in float64 with one final rounding, as the float64 goldens were made (≤ 1 grey level apart).
+   */
+  resample?: "pillow" | "float64";
+}
 
 export interface PreprocessedImage {
   plan: ImagePlan;
@@ -39,24 +47,25 @@ function writeTile(src: Uint8Array, h: number, w: number, y0: number, x0: number
 }
 
 /** The synchronous core: decoded pixels -> plan and tiles. */
-export function tilesFromPixels(image: RgbImage, opts: ImagePlanOptions = {}): PreprocessedImage {
+export function tilesFromPixels(image: RgbImage, opts: PreprocessOptions = {}): PreprocessedImage {
   const plan = planImage(image.height, image.width, opts);
+  const resize = opts.resample === "float64" ? resizeBilinearF64 : resizeBilinear;
   const S = plan.tile;
   const resized = plan.resizedHeight === image.height && plan.resizedWidth === image.width
     ? image.rgb
-    : resizeBilinear(image.rgb, image.height, image.width, 3, plan.resizedHeight, plan.resizedWidth);
+    : resize(image.rgb, image.height, image.width, 3, plan.resizedHeight, plan.resizedWidth);
   const tileLen = 3 * S * S;
   const pixelValues = new Float32Array(plan.tiles * tileLen);
   for (let r = 0; r < plan.rows; r++)
     for (let c = 0; c < plan.cols; c++)
       writeTile(resized, plan.resizedHeight, plan.resizedWidth, r * S, c * S, S, pixelValues, (r * plan.cols + c) * tileLen);
   if (plan.thumbnail) {
-    const thumb = resizeBilinear(image.rgb, image.height, image.width, 3, S, S);
+    const thumb = resize(image.rgb, image.height, image.width, 3, S, S);
     writeTile(thumb, S, S, 0, 0, S, pixelValues, (plan.tiles - 1) * tileLen);
   }
   return { plan, pixelValues, image };
 }
 
-export async function preprocessImage(input: ImageInput, opts: ImagePlanOptions & DecodeOptions = {}): Promise<PreprocessedImage> {
+export async function preprocessImage(input: ImageInput, opts: PreprocessOptions & DecodeOptions = {}): Promise<PreprocessedImage> {
   return tilesFromPixels(await decodeImage(input, opts), opts);
 }

@@ -4,6 +4,9 @@
  * pass then vertical pass, each rounded to uint8). This is the "bilinear" of the reference (spec §3.1
  * step 5: META uses PIL; HF's torchvision uint8 antialias path is a port of the same algorithm). sharp
  * decodes and encodes; its own resize kernels would put a libvips filter where the reference has this one.
+ * `resizeBilinearF64` is the same filter in float64 with one final round-half-to-even, which is how
+ * the float64 goldens (tests/fixtures/golden, tiny-vision) made their thumbnail; the two differ by at
+ * most one grey level, on exact ties.
  */
 
 const PRECISION_BITS = 32 - 8 - 2;
@@ -87,4 +90,58 @@ export function resizeBilinear(src: Uint8Array, h: number, w: number, channels: 
     cur = out;
   }
   return cur === src ? src.slice() : cur;
+}
+
+/** The same taps in float64 (no fixed point), both passes kept in float, one round-half-to-even at the end. */
+export function resizeBilinearF64(src: Uint8Array, h: number, w: number, channels: number, outH: number, outW: number): Uint8Array {
+  const taps = (inSize: number, outSize: number) => {
+    const scale = inSize / outSize, fs = Math.max(scale, 1);
+    const out: Array<{ first: number; w: Float64Array }> = [];
+    for (let xx = 0; xx < outSize; xx++) {
+      const center = (xx + 0.5) * scale;
+      const first = Math.max(0, Math.trunc(center - fs + 0.5));
+      const last = Math.min(inSize, Math.trunc(center + fs + 0.5));
+      const wt = new Float64Array(Math.max(0, last - first));
+      let ww = 0;
+      for (let x = first; x < last; x++) {
+        const t = Math.abs((x - center + 0.5) / fs);
+        ww += wt[x - first] = t < 1 ? 1 - t : 0;
+      }
+      if (ww !== 0) for (let i = 0; i < wt.length; i++) wt[i] /= ww;
+      out.push({ first, w: wt });
+    }
+    return out;
+  };
+  let cur: Float64Array = Float64Array.from(src);
+  if (outW !== w) {
+    const t = taps(w, outW);
+    const next = new Float64Array(h * outW * channels);
+    for (let y = 0; y < h; y++)
+      for (let xx = 0; xx < outW; xx++)
+        for (let c = 0; c < channels; c++) {
+          let s = 0;
+          for (let k = 0; k < t[xx].w.length; k++) s += cur[(y * w + t[xx].first + k) * channels + c] * t[xx].w[k];
+          next[(y * outW + xx) * channels + c] = s;
+        }
+    cur = next;
+  }
+  const rowLen = outW * channels;
+  if (outH !== h) {
+    const t = taps(h, outH);
+    const next = new Float64Array(outH * rowLen);
+    for (let yy = 0; yy < outH; yy++)
+      for (let x = 0; x < rowLen; x++) {
+        let s = 0;
+        for (let k = 0; k < t[yy].w.length; k++) s += cur[(t[yy].first + k) * rowLen + x] * t[yy].w[k];
+        next[yy * rowLen + x] = s;
+      }
+    cur = next;
+  }
+  const out = new Uint8Array(cur.length);
+  for (let i = 0; i < cur.length; i++) {
+    const v = cur[i], f = Math.floor(v), d = v - f;
+    const r = d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
+    out[i] = r < 0 ? 0 : r > 255 ? 255 : r;
+  }
+  return out;
 }

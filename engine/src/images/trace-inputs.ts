@@ -31,6 +31,8 @@ export interface VisionTraceOptions {
   capture?: string | string[];
   maxTiles?: number;
   maxPixels?: number;
+  /** Resampler for resized tiles and the thumbnail (see PreprocessOptions). */
+  resample?: "pillow" | "float64";
   signal?: AbortSignal;
 }
 
@@ -76,7 +78,7 @@ export async function visionTraceInputs(model: Model, opts: VisionTraceOptions):
     const list = opts.images === undefined ? [] : Array.isArray(opts.images) ? opts.images : [opts.images];
     if (!list.length) throw new MoescopeError("no images given", "BAD_ARGUMENT");
     const pre = [];
-    for (const img of list) pre.push(await preprocessImage(img, { ...planOpts, maxPixels: opts.maxPixels }));
+    for (const img of list) pre.push(await preprocessImage(img, { ...planOpts, maxPixels: opts.maxPixels, resample: opts.resample }));
     plans = pre.map((p) => p.plan);
     pixels = new Float32Array(pre.reduce((n, p) => n + p.pixelValues.length, 0));
     let o = 0;
