@@ -4,16 +4,21 @@
 // whole region, so helper templates inherit it too); nothing here may run before
 // avx2_available() said yes. On other architectures this file compiles to "not available".
 //
-// Numerics: activations stay float32 and every weight is decoded to the float value ggml's
-// dequantiser gives (up to one rounding where an FMA fuses ggml's multiply and subtract), then
-// multiplied in float32 and accumulated in float32 vectors. So the result equals the dot of the
-// dequantised row up to summation-order rounding.
+// Numerics: activations stay float32. Every product is a float32 multiply of an exactly decoded
+// quant by an activation, accumulated in float32 vectors; block scales (and K-quant mins) are
+// applied once per block or sub-block to those sums instead of to every weight. So the result
+// equals the dot of the ggml-dequantised row up to float32 rounding of the sums (tests bound it
+// at 1e-5 of the products' root-sum-square, also for activations with a large common offset).
 //
-// Shape of every kernel:
-//   ntok == 1 (decode, memory-bound GEMV): each block is decoded straight into registers and
-//             multiplied into 4 accumulators; one pass over the weight bytes, no scratch.
-//   ntok  > 1 (prefill): 256 weights at a time are decoded once into a 1 KiB scratch, then each
-//             group of up to 8 activation rows multiplies the scratch (8 independent FMA chains).
+// Kernel shapes:
+//   ntok == 1 (decode GEMV, `gemv_*`): quants widened straight from memory into registers and
+//             multiplied; one pass over the weight bytes, no scratch. Q4_K/Q5_K turn quants into
+//             floats with an exponent trick (no conversion instruction) and take the sub-block
+//             sums of x, which dot_rows computes once for all its rows.
+//   ntok  > 1 (prefill): 256 weights at a time are decoded once into a 1 KiB scratch; dot
+//             multiplies the scratch into groups of up to 8 activation rows (8 FMA chains),
+//             dot_rows decodes 4 weight rows and runs 4-row x 2-token register tiles, so every
+//             activation vector loaded feeds 4 FMAs. dot_rows gives dot's results bit for bit.
 #include <cstddef>
 #include <cstring>
 
