@@ -7,6 +7,7 @@ import { parseArgs, usage, OptionSpec } from "./args";
 import { Interventions, Model } from "./model";
 import { readSafetensors, TensorOut, writeSafetensors } from "./safetensors";
 import { Trace } from "./trace";
+import { visionTraceInputs } from "./images/trace-inputs";
 
 const GENERATE: OptionSpec = {
   model: { type: "string", help: "GGUF file or Hugging Face folder" },
@@ -33,6 +34,12 @@ const TRACE: OptionSpec = {
   steer: { type: "string", repeat: true, help: "L:FILE  add the vector in FILE (safetensors) to the residual after layer L" },
   "ablate-head": { type: "string", repeat: true, help: "L:H  zero head H's output in layer L" },
   threads: { type: "number", help: "worker threads (default: all cores)" },
+  // --- images (engine/src/images, issue 7) ---
+  image: { type: "string", repeat: true, help: "image file; the prompt's <|image|> placeholders are expanded to image blocks (one per --image)" },
+  "pixel-values": { type: "string", help: "safetensors file with pixel_values [tiles,3,S,S] (exact model input; needs --grid)" },
+  grid: { type: "string", help: "RxC tile grid of --pixel-values" },
+  mmproj: { type: "string", help: "llama.cpp mmproj GGUF with the vision tower (for a GGUF text model)" },
+  "max-tiles": { type: "number", help: "most tiles per image (default 16)" },
 };
 
 function readPrompt(command: string, o: Record<string, unknown>): string {
@@ -142,7 +149,17 @@ async function trace(args: string[]): Promise<number> {
   const o = parseArgs("trace", args, TRACE);
   const outFile = need("trace", o, "out", TRACE);
   const model = await Model.load(need("trace", o, "model", TRACE), { threads: o.threads as number | undefined });
-  const tokens = model.tokenize(readPrompt("trace", o));
+  let tokens = model.tokenize(readPrompt("trace", o));
+  // --- images (issue 7): expand <|image|>, encode the tiles, splice the features at <|patch|> ---
+  let vision: Awaited<ReturnType<typeof visionTraceInputs>> | undefined;
+  if (o.image !== undefined || o["pixel-values"] !== undefined) {
+    vision = await visionTraceInputs(model, {
+      prompt: tokens, images: o.image as string[] | undefined, pixelValues: o["pixel-values"] as string | undefined,
+      grid: o.grid as string | undefined, mmproj: o.mmproj as string | undefined, maxTiles: o["max-tiles"] as number | undefined,
+    });
+    tokens = vision.tokens;
+  }
+  // --- end images ---
   const greedy = (o.greedy as number) ?? 16;
   const logitsLast = Math.min((o["logits-last"] as number) ?? tokens.length, tokens.length);
   const capSpec = (o.capture as string) ?? "all";
@@ -157,6 +174,7 @@ async function trace(args: string[]): Promise<number> {
     logitsLast,
     capture: names.length ? { names } : undefined,
     interventions,
+    embedOverride: vision?.embedOverride,
     captureBudgetBytes: 16 * 1024 ** 3,
     onProgress: (p) => {
       if (Date.now() - lastLine > 1000 || p.done === p.total) {
@@ -170,6 +188,7 @@ async function trace(args: string[]): Promise<number> {
     { name: "logits", dtype: "F32", shape: [tr.logitsRows, model.config.nVocab], data: tr.logits },
     { name: "greedy", dtype: "I32", shape: [tr.generated.length], data: tr.generated },
   ];
+  if (vision) tensors.push(...vision.tensors);
   if (capSpec === "all") tensors.push(...fixtureTensors(tr));
   else for (const n of tr.names()) {
     const t = tr.get(n);
