@@ -92,13 +92,15 @@ export async function attentionHead(trace: Trace, opts: { layer?: number; head?:
   const hi = heads.indexOf(head);
   if (hi < 0) throw new Error(`head ${head} was not captured (heads ${heads.join(", ")})`);
   const data = (t.data as Float32Array).subarray(hi * rows * S, (hi + 1) * rows * S);
-  const max = opts.maxTokens ?? 80;
+  const max = opts.maxTokens ?? 64;
   const endPos = Math.min(opts.end ?? t.positions[rows - 1] + 1, S);
   const qRows = t.positions.map((p, i) => [p, i]).filter(([p]) => p < endPos).slice(-max);
   const k0 = Math.max(0, endPos - max);
   const keys = Array.from({ length: endPos - k0 }, (_, i) => k0 + i);
   const z = qRows.map(([, i]) => keys.map((k) => r4(data[i * S + k])));
-  const hover = qRows.map(([q, i]) => keys.map((k) => `query ${htmlEsc(tokenLabel(trace, q))}<br>key ${htmlEsc(tokenLabel(trace, k))}<br>p ${data[i * S + k].toFixed(4)}`));
+  // Hover text is per cell, so it is kept short: it dominates the output's size.
+  const ql = new Map(qRows.map(([q]) => [q, htmlEsc(tokenLabel(trace, q))])), kl = keys.map((k) => htmlEsc(tokenLabel(trace, k)));
+  const hover = qRows.map(([q, i]) => keys.map((k, j) => (k > q ? "" : `${ql.get(q)} → ${kl[j]}: ${data[i * S + k].toFixed(4)}`)));
   const n = Math.max(keys.length, qRows.length);
   const size = Math.min(1000, Math.max(360, 150 + 11 * n));
   const fig: Figure = {

@@ -49,6 +49,9 @@ export function plotlyOnce(): string {
 export function resetPlotlyShipped(): void {
   shipped = false;
 }
+export function markPlotlyShipped(): void {
+  shipped = true;
+}
 export function plotlyShipped(): boolean {
   return shipped;
 }
