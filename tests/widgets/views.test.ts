@@ -255,3 +255,21 @@ describe("bounded output on a 10,000-token trace", () => {
     expect(total).toBeLessThan(5_000_000);
   }, 120_000);
 });
+
+describe("many experts (tiny-maverick: 128 experts, MoE in odd layers)", () => {
+  it("routing views skip dense layers, link consecutive MoE layers and stay bounded", async () => {
+    const mav = await Model.load(fixture("tiny-maverick", "model.gguf"));
+    const t = await mav.run(PROMPT.repeat(12), { capture: "routing" });
+    expect(t.moeLayers).toEqual([1, 3]);
+    const grid = await V.routingGrid(t);
+    expect(grid.spec.text).toMatch(/2 MoE layers, 128 experts/);
+    const co = await V.coactivation(t);
+    expect(co.spec.text).toMatch(/layer 1 → 3/);
+    const lg = await V.routerLogits(t);
+    const size = JSON.stringify(lg[MIMEBUNDLE]()).length;
+    expect(size).toBeLessThan(1_000_000);
+    expect(lg.notes.join(" ")).toMatch(/Showing \d+ of \d+ tokens/);
+    const text = await V.expertText(t, { layer: 3 });
+    expect(text[MIMEBUNDLE]().data["text/html"]).toMatch(/… 112 more experts/);
+  });
+});

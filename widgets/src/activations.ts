@@ -14,7 +14,7 @@ import type { Trace } from "../../engine/src/trace";
 import { SEQ } from "./color";
 import { baseLayout, Figure, r4, tokenTicks } from "./figure";
 import { visible } from "./png";
-import { htmlEsc, pickRows, pool, PositionRange, softmax, tokenLabel } from "./select";
+import { htmlEsc, pickRows, pool, PositionRange, rowsFor, softmax, tokenLabel } from "./select";
 import { figureToSvg } from "./svg";
 import { makeView, View } from "./view";
 
@@ -147,7 +147,7 @@ export async function compareTraces(a: Trace, b: Trace, opts: { position?: numbe
   if (layers.length) {
     const ra0 = a.routing(layers[0]);
     const common = ra0.positions.filter((p) => b.routing(layers[0]).positions.includes(p) && p < n);
-    const pick = pickRows(common, opts.maxTokens ?? 200);
+    const pick = pickRows(common, rowsFor(layers.length, opts.maxTokens ?? 200));
     pickNote = pick.note;
     rowLabels = pick.positions.map((p) => tokenLabel(a, p));
     for (const p of pick.positions) {
@@ -157,7 +157,7 @@ export async function compareTraces(a: Trace, b: Trace, opts: { position?: numbe
         const ga = a.row(`blocks.${l}.mlp.hook_expert_weights`, p)[0], gb = b.row(`blocks.${l}.mlp.hook_expert_weights`, p)[0];
         const ch = ea !== eb;
         zr.push(ch ? 1 : r4(Math.min(0.9, Math.abs(gb - ga))));
-        hr.push(`${htmlEsc(tokenLabel(a, p))}, layer ${l}<br>${la}: e${ea} (${ga.toFixed(3)})<br>${lb}: e${eb} (${gb.toFixed(3)})${ch ? "<br><b>expert changed</b>" : ""}`);
+        hr.push(`${htmlEsc(tokenLabel(a, p))} L${l}<br>${la}: e${ea} (${ga.toFixed(2)})<br>${lb}: e${eb} (${gb.toFixed(2)})${ch ? " changed" : ""}`);
         if (ch) (changed++, perLayer[li]++);
         total++;
       });

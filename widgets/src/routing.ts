@@ -7,7 +7,7 @@ import type { Trace } from "../../engine/src/trace";
 import { expertColor, LOGIT, rgbToHex, Scale, SEQ, tint } from "./color";
 import { baseLayout, Figure, r4, tokenTicks } from "./figure";
 import { tokensSvg, visible } from "./png";
-import { entropyBits, htmlEsc, need, pickRows, PositionRange, sigmoid, softmax, tokenLabel } from "./select";
+import { entropyBits, htmlEsc, need, pickRows, PositionRange, rowsFor, sigmoid, softmax, tokenLabel } from "./select";
 import { figureToSvg } from "./svg";
 import { makeView, View } from "./view";
 
@@ -42,13 +42,14 @@ export async function routingGrid(trace: Trace, opts: RoutingOptions = {}): Prom
   const layers = routedLayers(trace);
   const E = trace.info.nExpert;
   const first = trace.routing(layers[0]);
-  const pick = pickRows(first.positions, opts.maxTokens ?? 400, opts.positions);
+  const pick = pickRows(first.positions, rowsFor(layers.length, opts.maxTokens ?? 400), opts.positions);
   const z: number[][] = [], hover: string[][] = [];
   const routes = layers.map((l) => trace.routing(l));
   for (const [i, row] of pick.rows.entries()) {
     const pos = pick.positions[i];
     z.push(routes.map((r) => expertGateZ(r.experts[row * r.k], r.gates[row * r.k])));
-    hover.push(routes.map((r, j) => `${htmlEsc(tokenLabel(trace, pos))}<br>layer ${layers[j]}: expert ${r.experts[row * r.k]}, gate ${r.gates[row * r.k].toFixed(3)}` +
+    const label = htmlEsc(tokenLabel(trace, pos));
+    hover.push(routes.map((r, j) => `${label}<br>L${layers[j]}: e${r.experts[row * r.k]}, gate ${r.gates[row * r.k].toFixed(3)}` +
       (r.k > 1 ? `<br>also ${Array.from({ length: r.k - 1 }, (_, q) => `e${r.experts[row * r.k + q + 1]} (${r.gates[row * r.k + q + 1].toFixed(2)})`).join(", ")}` : "")));
   }
   const rows = z.length;
@@ -86,10 +87,10 @@ export async function routerLogits(trace: Trace, opts: RoutingOptions & { layer?
   need(trace, `blocks.${layer}.mlp.hook_router_logits`, `"routing"`);
   const r = trace.routing(layer);
   const E = trace.info.nExpert;
-  const pick = pickRows(r.positions, opts.maxTokens ?? 300, opts.positions);
+  const maxE = opts.maxExperts ?? 128;
+  const pick = pickRows(r.positions, rowsFor(Math.min(E, maxE), opts.maxTokens ?? 300), opts.positions);
   const logits = r.logits!;
   // Above maxExperts, keep the experts that win most often in the shown rows (say so).
-  const maxE = opts.maxExperts ?? 128;
   let experts = Array.from({ length: E }, (_, e) => e);
   let note2: string | undefined;
   if (E > maxE) {
@@ -108,7 +109,8 @@ export async function routerLogits(trace: Trace, opts: RoutingOptions & { layer?
       hi = Math.max(hi, v);
       return r4(v);
     }));
-    hover.push(experts.map((e) => `${htmlEsc(tokenLabel(trace, pick.positions[i]))}<br>expert ${e}: logit ${logits[row * E + e].toFixed(3)}, sigmoid ${sigmoid(logits[row * E + e]).toFixed(3)}${e === chosen ? " (chosen)" : ""}`));
+    const label = htmlEsc(tokenLabel(trace, pick.positions[i]));
+    hover.push(experts.map((e) => `${label}<br>e${e}: ${logits[row * E + e].toFixed(3)} (gate ${sigmoid(logits[row * E + e]).toFixed(2)})${e === chosen ? " chosen" : ""}`));
   });
   const width = Math.min(1100, Math.max(420, 200 + 16 * experts.length));
   const height = Math.min(1400, Math.max(260, 110 + 15 * z.length));
@@ -133,7 +135,7 @@ export async function expertText(trace: Trace, opts: RoutingOptions & { layer?: 
   const layer = opts.layer ?? layers[Math.floor(layers.length / 2)];
   const r = trace.routing(layer);
   const E = trace.info.nExpert;
-  const pick = pickRows(r.positions, opts.maxTokens ?? 1500, opts.positions);
+  const pick = pickRows(r.positions, opts.maxTokens ?? 1000, opts.positions);
   // Tooltips list every expert when there are few; with many, the 16 highest (the rest would be noise and bytes).
   const listN = E <= 16 ? E : 16;
   const spans: string[] = [];

@@ -41,6 +41,15 @@ export function pickRows(captured: number[], max: number, range?: PositionRange)
   };
 }
 
+/**
+ * How many rows a per-cell chart may show: each cell carries a hover string (tens of bytes, twice:
+ * in the plotly JSON and in the HTML), so rows × columns is what bounds the output.
+ */
+export const CELL_BUDGET = 8_000;
+export function rowsFor(cols: number, maxRows: number, budget = CELL_BUDGET): number {
+  return Math.max(8, Math.min(maxRows, Math.floor(budget / Math.max(1, cols))));
+}
+
 /** Pools an [R, C] matrix into at most maxR × maxC bins (mean, or max for sparse maps like attention). */
 export function pool(data: ArrayLike<number>, R: number, C: number, maxR: number, maxC: number, how: "mean" | "max" = "mean"): { z: number[][]; fr: number; fc: number } {
   const fr = Math.max(1, Math.ceil(R / maxR)), fc = Math.max(1, Math.ceil(C / maxC));
