@@ -42,6 +42,8 @@ export interface NativeInfo {
   mappedBytes: number;
   activeBytesPerToken: number;
   describe: string;
+  device: "cpu" | "cuda";  // issue 9
+  deviceName: string;
   dotKernel: string;
   threads: number;
 }
@@ -83,7 +85,11 @@ export interface NativeCancelFlag {
 }
 
 export interface Addon {
-  loadModel(path: string): Promise<NativeModel>;
+  loadModel(path: string, device?: "cpu" | "cuda" | "auto"): Promise<NativeModel>;
+  /** Issue 9: whether this addon has the CUDA backend and how many devices it sees. */
+  cudaStatus(): { compiled: boolean; devices: number };
+  /** Issue 9: device read bandwidth in bytes/s over a buffer of `mib` MiB (throws without a GPU). */
+  cudaReadBandwidth(mib?: number): number;
   CancelFlag: new () => NativeCancelFlag;
   nativeSpin(ms: number, cancel: NativeCancelFlag | null): Promise<void>;
   setThreads(n: number): void;

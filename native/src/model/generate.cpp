@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "cuda/device.h"
 
 namespace moescope {
 
@@ -17,7 +18,11 @@ RunResult run_model(const Llama4Model& m, const RunRequest& req, const std::atom
   const int64_t n_prompt = (int64_t)req.prompt.size();
   const int64_t max_len = n_prompt + req.max_new_tokens;
   RunResult res;
-  Session s = m.new_session(max_len);
+  // Device backend (issue 9): when the binding attached one to this model, it runs the forward and
+  // holds the KV cache; the host Session then only counts positions and tokens.
+  std::shared_ptr<DeviceBackend> dev = model_device(&m);
+  std::unique_ptr<DeviceRun> drun = dev ? dev->new_run(max_len) : nullptr;
+  Session s = drun ? Session{} : m.new_session(max_len);
   std::unique_ptr<CaptureStore> store;
   if (req.capture) store.reset(new CaptureStore(c, req.plan, max_len));
   RunContext rc;
@@ -27,10 +32,11 @@ RunResult run_model(const Llama4Model& m, const RunRequest& req, const std::atom
   rc.fast = req.fast;
   rc.embed_override = req.embed_override;
   rc.logits_last = std::max<int64_t>(std::min(req.logits_last, n_prompt), req.max_new_tokens > 0 ? 1 : 0);
+  auto forward = [&](const int32_t* t, int64_t n) { return drun ? drun->forward(s, t, n, rc) : m.forward(s, t, n, rc); };
 
   double t0 = now();
   if (cb.on_progress) cb.on_progress("prefill", 0, n_prompt);
-  std::vector<float> logits = m.forward(s, req.prompt.data(), n_prompt, rc);
+  std::vector<float> logits = forward(req.prompt.data(), n_prompt);
   res.prefill_seconds = now() - t0;
   if (cb.on_progress) cb.on_progress("prefill", n_prompt, n_prompt);
   const int64_t rows = (int64_t)logits.size() / c.n_vocab;
@@ -51,7 +57,7 @@ RunResult run_model(const Llama4Model& m, const RunRequest& req, const std::atom
     // With a capture, the last token is fed too so that every generated token has its routing and attention.
     if (i + 1 == req.max_new_tokens && !req.capture) break;
     rc.logits_last = 1;
-    last = m.forward(s, &tok, 1, rc);  // each generated token's hooks fire here, at its position
+    last = forward(&tok, 1);  // each generated token's hooks fire here, at its position
   }
   res.decode_seconds = now() - t0;
   if (store) res.captured = store->finish(s.n_past);
