@@ -44,6 +44,8 @@ export interface VisionTraceInputs {
   plans: ImagePlan[];
   expanded: ExpandedPrompt;
   vision: VisionModel;
+  /** All tiles of all images, [tiles, 3, S, S] (what occlusion masks). */
+  pixelValues: Float32Array;
 }
 
 /** The vision tower that goes with a text model: its HF folder, or the given mmproj file. */
@@ -97,5 +99,5 @@ export async function visionTraceInputs(model: Model, opts: VisionTraceOptions):
     { name: "image_embeds", dtype: "F32", shape: [out.nTokens, vi.projOut], data: out.embeds },
   ];
   for (const t of out.tensors.values()) tensors.push({ name: t.name, dtype: "F32", shape: t.shape, data: t.data });
-  return { tokens: expanded.tokens, embedOverride: { positions: expanded.patchPositions, rows: out.embeds }, tensors, plans, expanded, vision };
+  return { tokens: expanded.tokens, embedOverride: { positions: expanded.patchPositions, rows: out.embeds }, tensors, plans, expanded, vision, pixelValues: pixels };
 }
