@@ -15,6 +15,8 @@ import { createServer } from "net";
 import { tmpdir } from "os";
 import { join, resolve } from "path";
 import { afterAll, describe, expect, it } from "vitest";
+import { Model } from "../../engine/src/model";
+import { linkedView } from "../../widgets/src/linked";
 
 const ROOT = resolve(__dirname, "..", "..");
 const CHROMIUM = "/usr/bin/chromium";
@@ -186,4 +188,29 @@ describe.skipIf(!ready)("views in a browser", () => {
       await ctx.close();
     }
   }, 120_000);
+
+  it("the linked view's text panels work where plotly.js never arrives (static chart kept)", async () => {
+    const model = await Model.load(join(ROOT, "tests/fixtures/golden/tiny-scout/model.gguf"));
+    const trace = await model.run("The quick brown fox", { capture: ["routing", "blocks.*.attn.hook_pattern"] });
+    mkdirSync(artifacts, { recursive: true });
+    const file = join(artifacts, "linked-without-plotly.html");
+    writeFileSync(file, `<!doctype html><html><body>${(await linkedView(trace, { layer: 1 })).html(false)}</body></html>`);
+    const { chromium } = await import("playwright-core");
+    const ctx = await chromium.launchPersistentContext(join(work, "profile3"), { executablePath: CHROMIUM, headless: true, args: ARGS });
+    try {
+      const page = ctx.pages()[0] ?? (await ctx.newPage());
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.goto("file://" + file);
+      // The panels start on their own after a grace period for plotly.js (which never comes here).
+      await page.waitForFunction(() => document.querySelector(".moescope-view")?.hasAttribute("data-moescope-selected"), undefined, { timeout: 10_000 });
+      await page.locator('.ms-tok[data-i="1"]').click({ timeout: 10_000 });
+      await page.waitForFunction(() => document.querySelector(".moescope-view")?.getAttribute("data-moescope-selected") === "1", undefined, { timeout: 10_000 });
+      expect(await page.locator(".ms-attn .moescope-tok").count()).toBe(2);
+      expect(await page.locator(".moescope-plot img").count()).toBe(1);
+      expect(errors).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  }, 60_000);
 });

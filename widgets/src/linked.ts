@@ -81,6 +81,7 @@ export async function linkedView(trace: Trace, opts: LinkedOptions = {}): Promis
     for (const h of heads) attn[`head ${h}`] = rowFor([h]);
   } else notes.push(`No attention pattern for layer ${alayer} in the trace; capture "blocks.*.attn.hook_pattern" to fill the attention panel.`);
 
+  notes.push("The chart needs plotly.js on the page: if it stays a static image (JupyterLab with the plotly extension, VS Code), show plotlyInit() once; the text panels work either way.");
   const sel = Math.max(0, win.indexOf(opts.select ?? win[T - 1]));
   const labels = win.map((p) => tokenLabel(trace, p));
   const z = layers.map((_, li) => win.map((_, ti) => expertGateZ(experts[li][ti], gates[li][ti])));

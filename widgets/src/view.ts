@@ -83,11 +83,14 @@ export class View {
       parts.push(`<script type="text/javascript">(function(){var root=document.getElementById(${JSON.stringify(id)});if(!root)return;` +
         `function sib(c){var n=root.nextElementSibling;while(n&&n.tagName==="SCRIPT"){if(n.classList.contains(c))return JSON.parse(n.textContent);n=n.nextElementSibling}return null}` +
         `var fig=sib("moescope-fig"),data=sib("moescope-data");` +
-        `function draw(){var el=root.querySelector(".moescope-plot"),done=Promise.resolve();` +
+        // state: 0 nothing yet, 1 panels ran without plotly (it never came), 2 chart drawn.
+        `var state=0;function panels(plotEl,Plotly){${s.script ?? ""}}` +
+        `function draw(){if(state===2)return;var el=root.querySelector(".moescope-plot"),done=Promise.resolve();` +
         (s.figure ? `el.replaceChildren();el.style.minHeight="";done=window.Plotly.newPlot(el,fig.data,fig.layout,Object.assign({displaylogo:false,responsive:false},fig.config||{}));` : "") +
-        `done.then(function(){if(el)el.setAttribute("data-moescope-rendered","1");` +
-        (s.script ? `(function(root,data,Plotly,plotEl){${s.script}})(root,data,window.Plotly,el);` : "") +
-        `})}` +
+        `done.then(function(){if(el)el.setAttribute("data-moescope-rendered","1");var first=state===0;state=2;if(first)panels(el,window.Plotly)})}` +
+        // Panels that work without a chart (linked views) start anyway when plotly.js is not on the page
+        // (a frontend that rendered the first view from its plotly MIME type never ran our HTML).
+        (s.script ? `setTimeout(function(){if(state===0&&!window.Plotly){state=1;panels(null,undefined)}},1500);` : "") +
         `(window.__moescopeQ=window.__moescopeQ||[]).push(draw);})();</script>`);
     }
     return parts.join("");
