@@ -94,7 +94,8 @@ export class Model {
    */
   static async load(path: string, opts: { threads?: number; device?: "cpu" | "cuda" | "auto" } = {}): Promise<Model> {
     if (typeof path !== "string" || !path) throw invalidParameter("path", "a GGUF file or a Hugging Face folder", path);
-    const device = opts.device ?? "cpu";
+    // MOESCOPE_DEVICE sets the default (native/tools/device-check.sh runs the fixture suite on CUDA with it).
+    const device = opts.device ?? ((process.env.MOESCOPE_DEVICE || "cpu") as "cpu" | "cuda" | "auto");
     if (device !== "cpu" && device !== "cuda" && device !== "auto") throw invalidParameter("device", '"cpu", "cuda" or "auto"', device);
     const a = addon();
     if (opts.threads !== undefined) a.setThreads(opts.threads);

@@ -26,7 +26,9 @@ std::shared_ptr<DeviceBackend> make_cuda_backend(const std::shared_ptr<const Lla
        "device \"cuda\": this moescope addon was built without the CUDA backend. HINT: rebuild on a machine with nvcc "
        "(MOESCOPE_CUDA=1 npm run build:native), or load with { device: \"cpu\" } or \"auto\"");
 }
-double cuda_read_bandwidth(uint64_t, int) { return 0; }
+double cuda_read_bandwidth(uint64_t, int) {
+  fail("CUDA_NOT_COMPILED", "the bandwidth probe needs the CUDA backend. HINT: MOESCOPE_CUDA=1 npm run build:native on a GPU machine");
+}
 #endif
 
 std::shared_ptr<DeviceBackend> pick_device(const std::string& device, const std::shared_ptr<const Llama4Model>& m) {
