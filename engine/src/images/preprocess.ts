@@ -16,6 +16,11 @@ export interface PreprocessOptions extends ImagePlanOptions {
    * "float64": the same filter in float64 with one final rounding, as the float64 goldens were made (≤ 1 grey level apart).
    */
   resample?: "pillow" | "float64";
+  /**
+   * "float32" (default): (v/255 − 0.5)/0.5 rounded once to float32 (META; the goldens).
+   * "hf-bf16": HF's processor, which works in bfloat16: bf16(bf16(v)·(1/255)) − 0.5 rounded to bf16, then /0.5 (spec §3.1 step 7).
+   */
+  normalisation?: "float32" | "hf-bf16";
 }
 
 export interface PreprocessedImage {
@@ -30,10 +35,23 @@ export interface PreprocessedImage {
 export function normalise(v: number): number {
   return Math.fround((v / 255 - 0.5) / 0.5);
 }
-const LUT = Float32Array.from({ length: 256 }, (_, v) => normalise(v));
+/** Round a number to the nearest bfloat16 (ties to even), returned as a float. */
+export function bf16(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer);
+  u[0] = (u[0] + 0x7fff + ((u[0] >>> 16) & 1)) & 0xffff0000;
+  return f[0];
+}
+export function normaliseHfBf16(v: number): number {
+  return bf16(bf16(bf16(v) * (1 / 255)) - 0.5) / 0.5;
+}
+const LUTS = {
+  float32: Float32Array.from({ length: 256 }, (_, v) => normalise(v)),
+  "hf-bf16": Float32Array.from({ length: 256 }, (_, v) => normaliseHfBf16(v)),
+};
 
 /** Writes an [h, w, 3] uint8 region (with zero padding outside it) as tile planes [3, S, S]. */
-function writeTile(src: Uint8Array, h: number, w: number, y0: number, x0: number, S: number, dst: Float32Array, off: number): void {
+function writeTile(LUT: Float32Array, src: Uint8Array, h: number, w: number, y0: number, x0: number, S: number, dst: Float32Array, off: number): void {
   const pad = LUT[0];
   for (let c = 0; c < 3; c++)
     for (let y = 0; y < S; y++) {
@@ -50,6 +68,7 @@ function writeTile(src: Uint8Array, h: number, w: number, y0: number, x0: number
 export function tilesFromPixels(image: RgbImage, opts: PreprocessOptions = {}): PreprocessedImage {
   const plan = planImage(image.height, image.width, opts);
   const resize = opts.resample === "float64" ? resizeBilinearF64 : resizeBilinear;
+  const lut = LUTS[opts.normalisation ?? "float32"];
   const S = plan.tile;
   const resized = plan.resizedHeight === image.height && plan.resizedWidth === image.width
     ? image.rgb
@@ -58,10 +77,10 @@ export function tilesFromPixels(image: RgbImage, opts: PreprocessOptions = {}): 
   const pixelValues = new Float32Array(plan.tiles * tileLen);
   for (let r = 0; r < plan.rows; r++)
     for (let c = 0; c < plan.cols; c++)
-      writeTile(resized, plan.resizedHeight, plan.resizedWidth, r * S, c * S, S, pixelValues, (r * plan.cols + c) * tileLen);
+      writeTile(lut, resized, plan.resizedHeight, plan.resizedWidth, r * S, c * S, S, pixelValues, (r * plan.cols + c) * tileLen);
   if (plan.thumbnail) {
     const thumb = resize(image.rgb, image.height, image.width, 3, S, S);
-    writeTile(thumb, S, S, 0, 0, S, pixelValues, (plan.tiles - 1) * tileLen);
+    writeTile(lut, thumb, S, S, 0, 0, S, pixelValues, (plan.tiles - 1) * tileLen);
   }
   return { plan, pixelValues, image };
 }
