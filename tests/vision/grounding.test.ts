@@ -12,6 +12,8 @@ import { routingByModality } from "../../engine/src/images/modality-routing";
 import { planImage } from "../../engine/src/images/plan";
 import { decodeImage } from "../../engine/src/images/decode";
 import { groundingHtml, heatmapOverlay, tileView } from "../../engine/src/images/render";
+import { groundingView } from "../../engine/src/images/view";
+import { MIMEBUNDLE } from "../../engine/src/display";
 import { visionTraceInputs, VisionTraceInputs } from "../../engine/src/images/trace-inputs";
 import { Model } from "../../engine/src/model";
 import { Trace } from "../../engine/src/trace";
@@ -141,5 +143,20 @@ describe("grounding maps on tiny-vision (hf)", () => {
     const html = groundingHtml(["A", " cat"], new Map([[1, png]]));
     expect(html).toContain("data:image/png;base64,");
     expect(html).toContain('data-i="1"');
+  });
+
+  it("interactive grounding view (widgets style): hover a word -> its map", async () => {
+    const img = await decodeImage(fixture("tiny-vision", "img336x336.png"));
+    const q = inp.tokens.length - 1;
+    const maps = new Map<number, Float32Array>();
+    for (const p of [q - 2, q - 1, q]) maps.set(p, attentionToImage(tr, p, inp.expanded.patchPositions).aggregate);
+    const v = await groundingView(img, inp.plans[0], model.tokenStrings(inp.tokens), maps);
+    expect(v.kind).toBe("image-grounding");
+    const b = v[MIMEBUNDLE]();
+    const html = b.data["text/html"] as string;
+    expect(html).toContain(`data-i="${q}"`);
+    expect(html.match(/data:image\/png;base64,/g)!.length).toBeGreaterThanOrEqual(4);
+    expect(typeof b.data["image/png"]).toBe("string");
+    expect(String(b.data["text/plain"])).toMatch(/3 mapped words over a 336×336 image/);
   });
 });

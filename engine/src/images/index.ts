@@ -22,3 +22,5 @@ export type { ImageAttention, OcclusionMap, OcclusionOptions } from "./grounding
 export { heatmapOverlay, tileView, groundingHtml } from "./render";
 export { routingByModality } from "./modality-routing";
 export type { ModalityRouting } from "./modality-routing";
+export { groundingView } from "./view";
+export type { GroundingViewOptions } from "./view";
