@@ -34,7 +34,7 @@ export function tokensSvg(title: string, tokens: TextToken[], width: number, not
   let x = pad, y = 34;
   for (const t of tokens) {
     const label = visible(t.text);
-    const w = Math.max(10, label.length * fs * 0.62 + 6);
+    const w = Math.max(10, label.length * fs * 0.62 + 6, t.sub ? t.sub.length * 9 * 0.62 + 6 : 0);
     if (x + w > width - pad) (x = pad), (y += lineH);
     items.push(`<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${fs + 6}" rx="3" fill="${rgbToHex(t.bg)}"${t.outline ? ` stroke="#111" stroke-width="2"` : ""}/>`);
     items.push(`<text x="${(x + 3).toFixed(1)}" y="${y + fs + 1}" font-family="DejaVu Sans Mono, monospace" font-size="${fs}" fill="${textOn(t.bg)}" xml:space="preserve">${esc(label)}</text>`);

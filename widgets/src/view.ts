@@ -91,6 +91,8 @@ export class View {
         // Panels that work without a chart (linked views) start anyway when plotly.js is not on the page
         // (a frontend that rendered the first view from its plotly MIME type never ran our HTML).
         (s.script ? `setTimeout(function(){if(state===0&&!window.Plotly){state=1;panels(null,undefined)}},1500);` : "") +
+        // Say why the chart is static when the output that carried plotly.js is gone (e.g. its cell was re-run).
+        (s.figure ? `setTimeout(function(){if(state!==2&&!window.Plotly){var n=document.createElement("div");n.className="moescope-notes";n.textContent="Static image: plotly.js is not on this page (the output that carried it was cleared or not rendered as HTML). Show plotlyInit() in a cell above, or restart and run all.";root.appendChild(n)}},3000);` : "") +
         `(window.__moescopeQ=window.__moescopeQ||[]).push(draw);})();</script>`);
     }
     return parts.join("");
