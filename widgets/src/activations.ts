@@ -117,7 +117,8 @@ export async function logitLens(model: Model, trace: Trace, opts: { positions?: 
   const body = lens.top.map((row, li) => `${String(lens.layers[li]).padStart(5)} | ` + row.map((c) => `${texts(c.ids[0])} ${c.probs[0].toFixed(2)}`.padEnd(colW).slice(0, colW)).join(" "));
   return makeView({ kind: "logit-lens", title: "logit lens", figure: fig, svg: figureToSvg(fig), width, height,
     text: [head, ...body].join("\n"),
-    notes: [`Exact: layer L's residual replaces the last layer's (blocks.${trace.info.nLayer - 1}.hook_resid_post) and the engine applies RMSNorm + lm_head; one run per layer.`] });
+    notes: [`Exact: layer L's residual replaces the last layer's (blocks.${trace.info.nLayer - 1}.hook_resid_post) and the engine applies RMSNorm + lm_head; one run per layer.`,
+      ...(Object.keys(trace.record.interventions).length ? ["The trace had interventions: residuals taken from it include their effect; residuals the lens had to compute itself do not."] : [])] });
 }
 
 /** Two runs of the same prompt side by side: which next-token logits moved most, and where routing changed. */
