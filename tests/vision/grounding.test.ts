@@ -16,6 +16,7 @@ import { groundingView } from "../../engine/src/images/view";
 import { MIMEBUNDLE } from "../../engine/src/display";
 import { visionTraceInputs, VisionTraceInputs } from "../../engine/src/images/trace-inputs";
 import { Model } from "../../engine/src/model";
+import { runWithImages } from "../../engine/src/images/run";
 import { Trace } from "../../engine/src/trace";
 import { fixture, prompt } from "../helpers";
 
@@ -158,5 +159,12 @@ describe("grounding maps on tiny-vision (hf)", () => {
     expect(html.match(/data:image\/png;base64,/g)!.length).toBeGreaterThanOrEqual(4);
     expect(typeof b.data["image/png"]).toBe("string");
     expect(String(b.data["text/plain"])).toMatch(/3 mapped words over a 336×336 image/);
+  });
+
+  it("runWithImages: chat text + image in one call, same logits as the explicit path", async () => {
+    const { trace, inputs } = await runWithImages(model, prompt("p_image"), fixture("tiny-vision", "img336x336.png"), { logitsLast: 1 });
+    expect(Array.from(inputs.tokens)).toEqual(Array.from(inp.tokens));
+    const ref = await model.run(inp.tokens, { logitsLast: 1, embedOverride: inp.embedOverride });
+    expect(Array.from(trace.logits)).toEqual(Array.from(ref.logits));
   });
 });

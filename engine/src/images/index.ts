@@ -24,3 +24,4 @@ export { routingByModality } from "./modality-routing";
 export type { ModalityRouting } from "./modality-routing";
 export { groundingView } from "./view";
 export type { GroundingViewOptions } from "./view";
+export { runWithImages } from "./run";
