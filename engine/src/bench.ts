@@ -22,6 +22,7 @@ const SPEC: OptionSpec = {
   "decode-tokens": { type: "number", help: "tokens to decode (default 128)" },
   "bw-mib": { type: "number", help: "size of the bandwidth probe buffer (default 1024)" },
   precision: { type: "string", help: "exact (default) or fast (int8 activations, not exact)" },
+  device: { type: "string", help: "cpu (default), cuda or auto; on cuda the bandwidth probe reads device memory (issue 9)" },
 };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -33,7 +34,8 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
   const reps = (o.reps as number) ?? 3;
   const nPrefill = (o["prefill-tokens"] as number) ?? 512;
   const nDecode = (o["decode-tokens"] as number) ?? 128;
-  const model = await Model.load(file, { threads: o.threads as number | undefined });
+  const device = ((o.device as string) ?? "cpu") as "cpu" | "cuda" | "auto";
+  const model = await Model.load(file, { threads: o.threads as number | undefined, device });
   const precision = ((o.precision as string) ?? "exact") as "exact" | "fast";
   if (precision !== "exact" && precision !== "fast") throw new Error(`--precision must be exact or fast`);
   const c = model.config;
@@ -72,7 +74,10 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
   }
   // Peak RSS of the model's own work, read before the probe allocates its buffer.
   const peakRss = process.resourceUsage().maxRSS / 1024;
-  const bw = (addon() as unknown as { _readBandwidth(mib: number, reps: number): number })._readBandwidth((o["bw-mib"] as number) ?? 1024, 5);
+  const bw =
+    c.device === "cuda"
+      ? addon().cudaReadBandwidth((o["bw-mib"] as number) ?? 4096) / 1e9
+      : (addon() as unknown as { _readBandwidth(mib: number, reps: number): number })._readBandwidth((o["bw-mib"] as number) ?? 1024, 5);
   log(`read bandwidth: ${bw.toFixed(2)} GB/s`);
   const decodeTps = median(decode);
   const result: Record<string, unknown> = {
@@ -88,6 +93,7 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
     mapped_mb: +(c.mappedBytes / 2 ** 20).toFixed(1),
     kernels: c.dotKernel,
     precision,
+    device: c.deviceName,
   };
   if (decodeCap.length) {
     result.capture = capture;
