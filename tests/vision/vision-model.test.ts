@@ -19,6 +19,9 @@ describe("vision hooks", () => {
     ]);
     expect(v.resolveNames("vision.layers.*.out")).toEqual(["vision.layers.0.out", "vision.layers.1.out"]);
     expect(() => v.resolveNames("vision.nope")).toThrow(/matches no vision hook point/);
+    const probs = v.resolveNames("vision.layers.*.attn_probs");
+    expect(v.captureBytes(probs, 3)).toBe(2 * 3 * 2 * 577 * 577 * 4);
+    await expect(v.encode(new Float32Array(3 * 336 * 336), 1, { capture: probs, captureBudgetBytes: 1e6 })).rejects.toMatchObject({ code: "CAPTURE_OVER_BUDGET" });
     const px = Float32Array.from(golden("tiny-vision", "golden-img2").get("pixel_values")!.data);
     const out = await v.encode(px, 3, { capture: ["vision.embed", "vision.layers.1.attn_probs"] });
     expect(out.embeds.length).toBe(3 * 144 * 64);

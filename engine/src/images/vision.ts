@@ -7,7 +7,7 @@
  * but a notebook re-running a cell should not map them twice).
  */
 import { effectiveSignal } from "../cancel";
-import { CancelledError, MoescopeError, wrapNative } from "../errors";
+import { CancelledError, CaptureBudgetError, MoescopeError, wrapNative } from "../errors";
 import { addon } from "../native";
 
 export interface VisionInfo {
@@ -94,12 +94,30 @@ export class VisionModel {
     return all.filter((n) => out.has(n));
   }
 
-  /** pixelValues: [nTiles, 3, S, S] as made by preprocessImage. */
-  async encode(pixelValues: Float32Array, nTiles: number, opts: { capture?: string | string[]; signal?: AbortSignal } = {}): Promise<VisionOutput> {
+  /** Bytes the named captures take for nTiles tiles (attention probabilities dominate: H·577² floats per tile and layer). */
+  captureBytes(names: string[], nTiles: number): number {
+    const { seqLen: S, nEmbd: C, nHead: H, tokensPerTile: T, shuffleFactor: r, adapterOut: A } = this.info;
+    let per = 0;
+    for (const n of names) {
+      if (n.endsWith(".attn_probs")) per += H * S * S;
+      else if (n === "vision.post_ln") per += (S - 1) * C;
+      else if (n === "vision.pixel_shuffle") per += T * r * r * C;
+      else if (n === "vision.adapter") per += T * A;
+      else per += S * C;
+    }
+    return per * 4 * nTiles;
+  }
+
+  /** pixelValues: [nTiles, 3, S, S] as made by preprocessImage. Captures over `captureBudgetBytes` (default 4 GiB) are refused. */
+  async encode(pixelValues: Float32Array, nTiles: number, opts: { capture?: string | string[]; signal?: AbortSignal; captureBudgetBytes?: number } = {}): Promise<VisionOutput> {
     const per = this.info.nChannels * this.info.imageSize ** 2;
     if (!(pixelValues instanceof Float32Array) || pixelValues.length !== nTiles * per)
       throw new MoescopeError(`VisionModel.encode: expected ${nTiles} tiles of ${per} float32 values, got ${pixelValues?.length}`, "BAD_PIXELS");
     const names = this.resolveNames(opts.capture);
+    const bytes = this.captureBytes(names, nTiles), budget = opts.captureBudgetBytes ?? 4 * 1024 ** 3;
+    if (bytes > budget)
+      throw new CaptureBudgetError(`this vision capture needs ${(bytes / 1024 ** 3).toFixed(2)} GiB for ${nTiles} tiles, over the budget of ${(budget / 1024 ** 3).toFixed(2)} GiB: ` +
+        `capture fewer layers' attn_probs (e.g. "vision.layers.33.attn_probs") or raise captureBudgetBytes`, bytes, budget);
     const signal = effectiveSignal(opts.signal);
     if (signal?.aborted) throw new CancelledError();
     const flag = new Int32Array(new SharedArrayBuffer(4));
