@@ -42,7 +42,7 @@ describe("image inputs", () => {
     expect(Buffer.from(c.pixelValues.buffer).equals(Buffer.from(a.pixelValues.buffer))).toBe(true);
   });
 
-  it("composites alpha on white and expands greyscale to RGB", async () => {
+  it("composites alpha on white, expands greyscale to RGB, reads JPEG, 16-bit PNG and WebP", async () => {
     const rgba = await sharp({ create: { width: 4, height: 2, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
     const im = await decodeImage(rgba);
     expect(Array.from(im.rgb.subarray(0, 3))).toEqual([255, 255, 255]);
@@ -56,6 +56,12 @@ describe("image inputs", () => {
     const j = await decodeImage(jpeg);
     expect(j.width).toBe(8);
     expect(Math.abs(j.rgb[1] - 200)).toBeLessThanOrEqual(2);
+    const png16 = await sharp({ create: { width: 3, height: 2, channels: 3, background: { r: 200, g: 100, b: 50 } } }).toColourspace("rgb16").png().toBuffer();
+    expect(Array.from((await decodeImage(png16)).rgb.subarray(0, 3))).toEqual([200, 100, 50]);
+    const webp = await sharp({ create: { width: 3, height: 2, channels: 3, background: { r: 9, g: 99, b: 199 } } }).webp({ lossless: true }).toBuffer();
+    expect(Array.from((await decodeImage(webp)).rgb.subarray(0, 3))).toEqual([9, 99, 199]);
+    const greyAlpha = await sharp(Buffer.from([100, 128, 100, 0]), { raw: { width: 2, height: 1, channels: 2 } }).png().toBuffer();
+    expect(Array.from((await decodeImage(greyAlpha)).rgb)).toEqual([177, 177, 177, 255, 255, 255]);
   });
 
   it("resampler: Pillow's bilinear taps (2:1 averages pairs, identity is a copy, upscale interpolates)", () => {
