@@ -5,7 +5,8 @@
  * dequantised values. The quantised file must give the twin's image features within 1e-5 (the
  * kernels compute on the stored blocks, no hidden re-quantisation). Block-32 types use the tiny-vision
  * mmproj itself (and must stay near its float64 golden); K-quants need rows of 256, so they use a
- * synthetic tower of the same geometry with widths 256 (random weights, no golden).
+ * synthetic tower of the same geometry with widths 256 (random weights, no golden). The HF path is
+ * checked the same way with the vision tensors of hf/model.safetensors stored as BF16 and F16.
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -141,5 +142,51 @@ describe("vision weights in every type (mmproj GGUF)", () => {
       expectClose(`${name} vs its F32 twin`, a.embeds, b.embeds, 1e-5);
       if (loose) expect(relErr(a.embeds, g.get("image_embeds")!.data), `${name} vs the F32 original`).toBeLessThan(loose);
       else expect(a.embeds.every(Number.isFinite) && a.embeds.some((v) => Math.abs(v) > 1e-3), "finite, non-trivial features").toBe(true);
+    });
+});
+
+describe("vision weights in BF16 / F16 safetensors (HF folder)", () => {
+  /** Rewrites hf/model.safetensors with every vision_model / projector tensor in `dtype` (others unchanged), and an F32 twin of the rounded values. */
+  function writeHf(dir: string, dtype: "BF16" | "F16", twin: boolean): string {
+    const src = fs.readFileSync(fixture("tiny-vision", "hf", "model.safetensors"));
+    const hlen = Number(src.readBigUInt64LE(0));
+    const header = JSON.parse(src.subarray(8, 8 + hlen).toString("utf8"));
+    const data = src.subarray(8 + hlen);
+    const out: Record<string, unknown> = {};
+    const chunks: Buffer[] = [];
+    let off = 0;
+    for (const [name, t] of Object.entries<any>(header)) {
+      if (name === "__metadata__") { out[name] = t; continue; }
+      let bytes = data.subarray(t.data_offsets[0], t.data_offsets[1]);
+      let dt = t.dtype;
+      if (name.startsWith("vision_model.") || name.startsWith("multi_modal_projector.")) {
+        const f = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+        const id = dtype === "BF16" ? 30 : 1;
+        const q: Buffer = native._quantize(id, f);
+        if (twin) { const d: Float32Array = native._dequantize(id, q, f.length); bytes = Buffer.from(d.buffer, d.byteOffset, d.byteLength); }
+        else { bytes = q; dt = dtype; }
+      }
+      out[name] = { dtype: dt, shape: t.shape, data_offsets: [off, off + bytes.length] };
+      chunks.push(Buffer.from(bytes));
+      off += bytes.length;
+    }
+    const d = path.join(dir, `${dtype}${twin ? "-twin" : ""}`);
+    fs.mkdirSync(d, { recursive: true });
+    for (const f of ["config.json", "tokenizer.json", "tokenizer_config.json"]) fs.copyFileSync(fixture("tiny-vision", "hf", f), path.join(d, f));
+    const hb = Buffer.from(JSON.stringify(out));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(hb.length));
+    fs.writeFileSync(path.join(d, "model.safetensors"), Buffer.concat([len, hb, ...chunks]));
+    return d;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-vision-hf-types-"));
+  const g = golden("tiny-vision", "golden-img1");
+  const pixels = Float32Array.from(g.get("pixel_values")!.data);
+  for (const [dtype, loose] of [["BF16", 2e-2], ["F16", 1e-3]] as const)
+    it(`${dtype}: equals its F32 twin, near the float64 golden`, async () => {
+      const a = await (await VisionModel.load(writeHf(dir, dtype, false))).encode(pixels, 1);
+      const b = await (await VisionModel.load(writeHf(dir, dtype, true))).encode(pixels, 1);
+      expectClose(`${dtype} vs its F32 twin`, a.embeds, b.embeds, 1e-5);
+      expect(relErr(a.embeds, g.get("image_embeds")!.data)).toBeLessThan(loose);
     });
 });
