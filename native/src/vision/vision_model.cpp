@@ -26,7 +26,6 @@ bool VisionCapture::wants(const std::string& n) const { return std::find(names.b
 std::shared_ptr<VisionModel> VisionModel::load(const std::string& path) {
   auto m = std::shared_ptr<VisionModel>(new VisionModel());
   m->path_ = path;
-  m->pool_ = &default_pool();
   if (is_directory(path)) {
     const std::string cfg_path = path + "/config.json";
     MOESCOPE_CHECK(file_exists(cfg_path), "MODEL_NOT_FOUND", "%s: a Hugging Face checkpoint folder needs config.json", path.c_str());
@@ -90,7 +89,8 @@ void VisionModel::encode_tile(const float* tile, float* out, int64_t t, int64_t 
   const VisionConfig& c = config_;
   const VisionWeights& w = weights_;
   const int64_t S = c.seq_len(), P = c.n_patches(), C = c.n_embd, F = c.n_ff, H = c.n_head, Dh = c.head_dim;
-  ThreadPool& pool = *pool_;
+  // Looked up per call: setThreads() replaces the process-wide pool.
+  ThreadPool& pool = default_pool();
 
   // Patch embedding: rows 0..575 are the patches (row-major over the grid), row 576 is CLS.
   std::vector<float> patches(P * c.patch_dim());

@@ -64,7 +64,6 @@ class VisionModel {
   std::vector<float> rope_cos_, rope_sin_;  // [S, Dh/2]
   std::shared_ptr<GgufFile> gguf_;
   std::shared_ptr<SafetensorsSet> safetensors_;
-  ThreadPool* pool_ = nullptr;
 };
 
 }  // namespace moescope
