@@ -36,7 +36,7 @@ export async function residualNorms(trace: Trace, opts: { maxTokens?: number; po
       norms[li * cols.length + c] = Math.sqrt(s);
     });
   });
-  const maxT = opts.maxTokens ?? 400;
+  const maxT = rowsFor(layers.length, opts.maxTokens ?? 400);
   const pooled = pool(norms, layers.length, cols.length, layers.length, maxT, "mean");
   const labels = cols.filter((_, c) => c % pooled.fc === 0).map(([p]) => tokenLabel(trace, p));
   const zmax = Math.max(...pooled.z.flat());
@@ -44,7 +44,7 @@ export async function residualNorms(trace: Trace, opts: { maxTokens?: number; po
   const height = Math.max(260, 120 + 22 * layers.length);
   const fig: Figure = {
     data: [{ type: "heatmap", z: pooled.z.map((r) => r.map(r4)), zmin: 0, zmax: r4(zmax), colorscale: SEQ, showscale: true, colorbar: { title: { text: "‖x‖" }, thickness: 12 },
-      hovertext: pooled.z.map((r, li) => r.map((v, c) => `layer ${layers[li]}<br>${htmlEsc(labels[c] ?? "")}${pooled.fc > 1 ? ` (+${pooled.fc - 1} more)` : ""}<br>norm ${v.toFixed(3)}`)), hoverinfo: "text" }],
+      hovertext: pooled.z.map((r, li) => r.map((v, c) => `L${layers[li]} ${htmlEsc(labels[c] ?? "")}${pooled.fc > 1 ? ` +${pooled.fc - 1}` : ""}: ${v.toFixed(2)}`)), hoverinfo: "text" }],
     layout: baseLayout(width, height, `Residual stream norm ‖resid_post‖ per layer and token`, {
       margin: { l: 60, r: 20, t: 50, b: 100 },
       xaxis: { ...tokenTicks(labels, 60), tickangle: -60, showgrid: false },

@@ -70,9 +70,10 @@ export async function attentionHeads(trace: Trace, opts: { layer?: number; maxCe
     traces.push({ type: "heatmap", z: pooled.z.map((r) => r.map(r4)), zmin: 0, zmax: 1, colorscale: SEQ, showscale: false, xaxis: xa, yaxis: ya,
       hovertemplate: `head ${heads[h]}<br>query %{y}, key %{x}${fr > 1 || fc > 1 ? " (bins)" : ""}<br>p %{z:.3f}<extra></extra>` });
     const gx = 1 / cols, gy = 1 / gridRows;
-    layout[axisKey(xa)] = { domain: [gc * gx + 0.02, (gc + 1) * gx - 0.02], anchor: ya, showticklabels: false, showgrid: false, zeroline: false };
-    layout[axisKey(ya)] = { domain: [1 - (gr + 1) * gy + 0.04, 1 - gr * gy - 0.06], anchor: xa, autorange: "reversed", showticklabels: false, showgrid: false, zeroline: false };
-    annotations.push({ text: `head ${heads[h]}`, x: (gc + 0.5) * gx, y: 1 - gr * gy - 0.05, xref: "paper", yref: "paper", showarrow: false, xanchor: "center", yanchor: "bottom", font: { size: 11 } });
+    // Gaps are fractions of a cell, so the panels keep their size whatever the number of heads.
+    layout[axisKey(xa)] = { domain: [gc * gx + 0.05 * gx, (gc + 1) * gx - 0.05 * gx], anchor: ya, showticklabels: false, showgrid: false, zeroline: false };
+    layout[axisKey(ya)] = { domain: [1 - (gr + 1) * gy + 0.04 * gy, 1 - gr * gy - 0.14 * gy], anchor: xa, autorange: "reversed", showticklabels: false, showgrid: false, zeroline: false };
+    annotations.push({ text: `head ${heads[h]}`, x: (gc + 0.5) * gx, y: 1 - gr * gy - 0.13 * gy, xref: "paper", yref: "paper", showarrow: false, xanchor: "center", yanchor: "bottom", font: { size: 11 } });
     shapes.push(...chunkShapes(trace, layer, S, t.positions, fr, fc, xa, ya));
   }
   layout.annotations = annotations;

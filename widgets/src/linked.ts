@@ -37,7 +37,7 @@ export async function linkedView(trace: Trace, opts: LinkedOptions = {}): Promis
   const hasAttn = trace.has(pname);
   const elayer = opts.expertLayer ?? layers[Math.floor(layers.length / 2)];
   const r0 = trace.routing(layers[0]);
-  const maxT = opts.maxTokens ?? 160;
+  const maxT = opts.maxTokens ?? Math.min(160, Math.max(32, Math.floor(6000 / layers.length)));
   const endPos = Math.min(opts.end ?? r0.positions[r0.positions.length - 1] + 1, r0.positions[r0.positions.length - 1] + 1);
   const win = r0.positions.filter((p) => p < endPos).slice(-maxT);
   const T = win.length;
@@ -85,7 +85,7 @@ export async function linkedView(trace: Trace, opts: LinkedOptions = {}): Promis
   const sel = Math.max(0, win.indexOf(opts.select ?? win[T - 1]));
   const labels = win.map((p) => tokenLabel(trace, p));
   const z = layers.map((_, li) => win.map((_, ti) => expertGateZ(experts[li][ti], gates[li][ti])));
-  const hover = layers.map((l, li) => win.map((p, ti) => `${htmlEsc(tokenLabel(trace, p))}<br>layer ${l}: e${experts[li][ti]} (gate ${gates[li][ti]})<br>click to select`));
+  const hover = layers.map((l, li) => win.map((_, ti) => `${htmlEsc(labels[ti])}<br>L${l}: e${experts[li][ti]} (${gates[li][ti]})`));
   const width = Math.min(1200, Math.max(600, 120 + 12 * T));
   const height = Math.max(220, 130 + 22 * layers.length);
   const fig: Figure = {
