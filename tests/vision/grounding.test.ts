@@ -167,4 +167,19 @@ describe("grounding maps on tiny-vision (hf)", () => {
     const ref = await model.run(inp.tokens, { logitsLast: 1, embedOverride: inp.embedOverride });
     expect(Array.from(trace.logits)).toEqual(Array.from(ref.logits));
   });
+
+  it("two images in one prompt: blocks in prompt order, each image's features where its <|patch|> tokens are", async () => {
+    const two = await visionTraceInputs(model, {
+      prompt: "<|header_start|>user<|header_end|>\n\n<|image|>and<|image|>?<|eot|>",
+      images: [fixture("tiny-vision", "img336x672.png"), fixture("tiny-vision", "img336x336.png")], capture: "none",
+    });
+    expect(two.expanded.images.map((i) => i.patchPositions.length)).toEqual([432, 144]);
+    expect(two.expanded.images[1].start).toBeGreaterThan(two.expanded.images[0].end);
+    const n = two.embedOverride.rows.length / 64;
+    expect(n).toBe(576);
+    // The second image's rows are exactly img1's features.
+    expect(Array.from(two.embedOverride.rows.subarray(432 * 64))).toEqual(Array.from(inp.embedOverride.rows));
+    const tr2 = await model.run(two.tokens, { embedOverride: two.embedOverride, logitsLast: 1 });
+    expect(tr2.logits.every(Number.isFinite)).toBe(true);
+  });
 });
