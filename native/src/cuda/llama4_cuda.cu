@@ -73,7 +73,7 @@ struct Llama4Cuda::Deferred {
 
 // ---------------------------------------------------------------------------------------------------
 // Construction: weights uploaded once
-Llama4Cuda::Llama4Cuda(std::shared_ptr<const Llama4Model> m, int device) : model_(std::move(m)), c_(model_->config()), device_(device) {
+Llama4Cuda::Llama4Cuda(const std::shared_ptr<const Llama4Model>& m, int device) : c_(m->config()), device_(device) {
   int count = 0;
   CUDA_CHECK(cudaGetDeviceCount(&count));
   MOESCOPE_CHECK(device_ < count, "CUDA_NO_DEVICE", "cuda:%d requested but %d device(s) are visible", device_, count);
@@ -83,7 +83,8 @@ Llama4Cuda::Llama4Cuda(std::shared_ptr<const Llama4Model> m, int device) : model
   describe_ = strfmt("cuda:%d %s (sm_%d%d, %.1f GiB)", device_, prop.name, prop.major, prop.minor, prop.totalGlobalMem / 1073741824.0);
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
 
-  const Llama4Weights& w = model_->weights();
+  const Llama4Weights& w = m->weights();
+  token_embd_type_ = w.token_embd.type;
   const TypeTraits* et = type_traits(w.token_embd.type);
   MOESCOPE_CHECK(et && et->supported, "CUDA_UNSUPPORTED_TYPE", "token_embd: unsupported type %u", w.token_embd.type);
   token_embd_row_ = row_bytes(*et, c_.n_embd);
@@ -550,7 +551,7 @@ std::vector<float> Llama4Cuda::forward_segment(CudaRunState& st, Session& s, con
 
   h2d(tokens_d_.p, tokens, T * sizeof(int32_t));
   h2d(pos_d_.p, pos.data(), T * sizeof(int64_t));
-  embed_rows(token_embd_, model_->weights().token_embd.type, token_embd_row_, tokens_d_.p, T, D, x_.p, stream_);  // h = embed_tokens[ids]
+  embed_rows(token_embd_, token_embd_type_, token_embd_row_, tokens_d_.p, T, D, x_.p, stream_);  // h = embed_tokens[ids]
   if (rc.embed_override)
     for (int64_t t = 0; t < T; t++)
       if (const float* ov = rc.embed_override(pos[t])) h2d(x_.p + t * D, ov, D * sizeof(float));

@@ -47,7 +47,9 @@ struct CudaRunState {
 
 class Llama4Cuda : public DeviceBackend, public std::enable_shared_from_this<Llama4Cuda> {
  public:
-  explicit Llama4Cuda(std::shared_ptr<const Llama4Model> m, int device = 0);
+  // Keeps no reference to the model (the registry holds the model weakly and this backend strongly):
+  // runs hold the model alive themselves, and the weights live on the device.
+  explicit Llama4Cuda(const std::shared_ptr<const Llama4Model>& m, int device = 0);
   ~Llama4Cuda() override;
   std::unique_ptr<DeviceRun> new_run(int64_t max_len) override;
   std::string describe() const override { return describe_; }
@@ -79,8 +81,7 @@ class Llama4Cuda : public DeviceBackend, public std::enable_shared_from_this<Lla
   void d2h_now(void* dst, const void* src, size_t bytes, RunContext& rc);
   void flush(RunContext& rc);  // waits for the queued copies and hands them to the CaptureStore
 
-  std::shared_ptr<const Llama4Model> model_;
-  const Llama4Config& c_;
+  const Llama4Config c_;
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   std::string describe_;
@@ -95,6 +96,7 @@ class Llama4Cuda : public DeviceBackend, public std::enable_shared_from_this<Lla
   DevBuf<float> output_norm_;
   DevBuf<double> rope_freq_;
   const uint8_t* token_embd_ = nullptr;
+  uint32_t token_embd_type_ = 0;
   size_t token_embd_row_ = 0;
 
   // Scratch, grown on demand and reused by every layer and step.
