@@ -184,9 +184,11 @@ describe("live generation", () => {
  * does not depend on where the numbers came from). Attention: one head, the last 1,500 queries over
  * all keys, causal rows that sum to 1.
  */
-function longTrace(n: number): Trace {
-  const info = trace.info;
-  const E = info.nExpert, D = info.nEmbd;
+function longTrace(n: number, shape: { nLayer?: number; nHead?: number; nExpert?: number; queries?: number } = {}): Trace {
+  const L0 = shape.nLayer ?? trace.info.nLayer;
+  const info = { ...trace.info, nLayer: L0, nHead: shape.nHead ?? trace.info.nHead, nExpert: shape.nExpert ?? trace.info.nExpert,
+    layers: Array.from({ length: L0 }, (_, l) => ({ ...trace.info.layers[l % trace.info.layers.length], isMoe: true })) };
+  const E = info.nExpert, D = info.nEmbd, Hs = shape.nHead ?? 1, Q = shape.queries ?? 1500;
   const all = Array.from({ length: n }, (_, i) => i);
   const captured: { name: string; dtype: "f32" | "i32"; shape: number[]; data: Float32Array | Int32Array; positions: Int32Array }[] = [];
   let seed = 12345;
@@ -205,21 +207,22 @@ function longTrace(n: number): Trace {
     captured.push({ name: `blocks.${l}.mlp.hook_expert_weights`, dtype: "f32", shape: [n, 1], data: gates, positions: Int32Array.from(all) });
     captured.push({ name: `blocks.${l}.hook_resid_post`, dtype: "f32", shape: [n, D], data: Float32Array.from({ length: n * D }, () => (rnd() - 0.5) * (l + 1)), positions: Int32Array.from(all) });
   }
-  const q0 = n - 1500;
+  const q0 = n - Q;
   for (const l of [0, 3]) {
-    const pat = new Float32Array(1500 * n);
-    for (let r = 0; r < 1500; r++) {
-      const q = q0 + r;
-      // Half on the first token (a sink), the rest on the previous 8.
-      pat[r * n] = 0.5;
-      for (let k = q - 7; k <= q; k++) pat[r * n + k] += 0.5 / 8;
-    }
-    captured.push({ name: `blocks.${l}.attn.hook_pattern`, dtype: "f32", shape: [1, 1500, n], data: pat, positions: Int32Array.from({ length: 1500 }, (_, i) => q0 + i) });
+    const pat = new Float32Array(Hs * Q * n);
+    for (let h = 0; h < Hs; h++)
+      for (let r = 0; r < Q; r++) {
+        const q = q0 + r, o = (h * Q + r) * n;
+        // Half on the first token (a sink), the rest on the previous 8.
+        pat[o] = 0.5;
+        for (let k = q - 7; k <= q; k++) pat[o + k] += 0.5 / 8;
+      }
+    captured.push({ name: `blocks.${l}.attn.hook_pattern`, dtype: "f32", shape: [Hs, Q, n], data: pat, positions: Int32Array.from({ length: Q }, (_, i) => q0 + i) });
   }
   const tokens = Int32Array.from(all, (i) => (i === 0 ? info.bosId : 1 + ((i * 7919) % 600)));
   const texts = model.tokenStrings(tokens);
   return new Trace(info, tokens, n, new Int32Array(0), new Float32Array(info.nVocab), 1, captured as never,
-    { ...trace.record, capture: { ...trace.record.capture, heads: [0] } }, texts, { prefillSeconds: 0, decodeSeconds: 0 }, "length");
+    { ...trace.record, capture: { ...trace.record.capture, heads: shape.nHead ? [] : [0] } }, texts, { prefillSeconds: 0, decodeSeconds: 0 }, "length");
 }
 
 describe("bounded output on a 10,000-token trace", () => {
@@ -272,4 +275,16 @@ describe("many experts (tiny-maverick: 128 experts, MoE in odd layers)", () => {
     const text = await V.expertText(t, { layer: 3 });
     expect(text[MIMEBUNDLE]().data["text/html"]).toMatch(/… 112 more experts/);
   });
+});
+
+describe("bounded output on a Scout-shaped trace (48 layers, 40 heads, 16 experts)", () => {
+  it("per-cell charts shrink their token rows as layers grow", async () => {
+    const big = longTrace(2000, { nLayer: 48, nHead: 40, nExpert: 16, queries: 100 });
+    V.plotlyInit()[MIMEBUNDLE]();
+    for (const make of [() => V.routingGrid(big), () => V.residualNorms(big), () => V.linkedView(big), () => V.compareTraces(big, big), () => V.attentionHeads(big), () => V.expertText(big)]) {
+      const v = await make();
+      const size = JSON.stringify(v[MIMEBUNDLE]()).length;
+      expect(size, v.kind).toBeLessThan(1_200_000);
+    }
+  }, 120_000);
 });
