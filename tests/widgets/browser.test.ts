@@ -140,6 +140,12 @@ describe.skipIf(!ready)("views in a browser", () => {
       expect(after.detail).toMatch(/^2 /);
       expect(after.attnTokens).toBe(3);
       expect(after.shapeX).toBeCloseTo(1.5);
+      // A click on a row of the separate routing-grid output selects that token in the linked view (same run).
+      await page.evaluate(() => {
+        const el = document.querySelector('.moescope-view[data-moescope-kind="routing-grid"] .moescope-plot') as unknown as { emit(n: string, e: unknown): void };
+        el.emit("plotly_click", { points: [{ x: 1, y: 5 }] });
+      });
+      await page.waitForFunction(() => document.querySelector('.moescope-view[data-moescope-kind="linked"]')?.getAttribute("data-moescope-selected") === "5");
 
       await page.screenshot({ path: join(artifacts, "notebook-top.png") });
       const views = page.locator(".moescope-view");

@@ -41,7 +41,7 @@ await compareTraces(trace, ablated, { labels: ["clean", "no L1 e1"], model: mode
   ["md", "## Generation\nTokens appear as they are generated, with their experts, in one output updated in place."],
   ["code", `const gen = await liveGeneration(model, "Once upon a time", { maxNewTokens: 12 });
 gen.text`],
-  ["md", "## Linked panels\nClick a token (text or chart column): the chart, the attention panel and the routing detail follow, with no model run."],
+  ["md", "## Linked panels\nClick a token (text or chart column): the chart, the attention panel and the routing detail follow, with no model run. Clicking a row of the routing grid at the top of this notebook (the same run) selects that token here too."],
   ["code", "await linkedView(trace, { layer: 2 })"],
 ];
 

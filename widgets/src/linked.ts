@@ -11,7 +11,7 @@ import { expertColor, rgbToHex, SEQ, tint } from "./color";
 import { baseLayout, Figure, tokenTicks } from "./figure";
 import { expertGateScale, expertGateZ } from "./routing";
 import { layerKind } from "./attention";
-import { htmlEsc, tokenLabel } from "./select";
+import { htmlEsc, tokenLabel, traceKey } from "./select";
 import { visible } from "./png";
 import { figureToSvg } from "./svg";
 import { makeView, View } from "./view";
@@ -109,7 +109,7 @@ export async function linkedView(trace: Trace, opts: LinkedOptions = {}): Promis
     `<div style="flex:2;min-width:320px"><div style="font-size:12px;color:#444">Attention from the selected token, layer ${alayer} (${htmlEsc(layerKind(trace, alayer))}) ${attnOpts ? `<select class="ms-head">${attnOpts}</select>` : ""}</div><div class="ms-attn" style="line-height:1.9">(select a token; needs a trusted notebook)</div></div>` +
     `<div style="flex:1;min-width:260px"><div style="font-size:12px;color:#444">Routing of the selected token</div><div class="ms-detail" style="font-family:'DejaVu Sans Mono',monospace;font-size:11px"></div></div>` +
     `</div></div>`;
-  const data = { labels, texts: win.map((p) => visible(trace.tokenTexts[p] ?? "")), layers, experts, gates, topLogits, attn, sel, seq: SEQ,
+  const data = { key: traceKey(trace), positions: win, labels, texts: win.map((p) => visible(trace.tokenTexts[p] ?? "")), layers, experts, gates, topLogits, attn, sel, seq: SEQ,
     palette: Object.fromEntries([...new Set(experts.flat())].map((e) => [e, rgbToHex(expertColor(e))])) };
   const script = `
 var sel=data.sel, strip=root.querySelectorAll(".ms-tok"), headSel=root.querySelector(".ms-head");
@@ -126,9 +126,12 @@ function select(i){
   if(plotEl&&Plotly&&plotEl.layout)Plotly.relayout(plotEl,{shapes:[{type:"rect",x0:i-0.5,x1:i+0.5,y0:-0.5,y1:data.layers.length-0.5,xref:"x",yref:"y",line:{color:"#111",width:2}}]});
   root.setAttribute("data-moescope-selected",String(i));
 }
-strip.forEach(function(s){s.addEventListener("click",function(){select(+s.getAttribute("data-i"))})});
+// A user's click selects here and tells other views of the same run; selections from elsewhere only select here.
+function pick(i){select(i);window.dispatchEvent(new CustomEvent("moescope-select",{detail:{key:data.key,pos:data.positions[i],from:root.id}}))}
+strip.forEach(function(s){s.addEventListener("click",function(){pick(+s.getAttribute("data-i"))})});
 if(headSel)headSel.addEventListener("change",function(){select(sel)});
-if(plotEl&&plotEl.on)plotEl.on("plotly_click",function(ev){if(ev&&ev.points&&ev.points.length)select(Math.round(ev.points[0].x))});
+if(plotEl&&plotEl.on)plotEl.on("plotly_click",function(ev){if(ev&&ev.points&&ev.points.length)pick(Math.round(ev.points[0].x))});
+window.addEventListener("moescope-select",function(ev){var d=ev.detail||{};if(d.key!==data.key||d.from===root.id)return;var i=data.positions.indexOf(d.pos);if(i>=0)select(i)});
 select(sel);`;
   return makeView({ kind: "linked", title: "linked view", figure: fig, body, script, data, plotlyMime: false, svg: figureToSvg(fig), width, height,
     text: `linked view: ${T} tokens, ${layers.length} MoE layers, attention layer ${alayer}${Object.keys(attn).length ? ` (${Object.keys(attn).join(", ")})` : ""}`, notes });

@@ -7,7 +7,7 @@ import type { Trace } from "../../engine/src/trace";
 import { expertColor, LOGIT, rgbToHex, Scale, SEQ, tint } from "./color";
 import { baseLayout, Figure, r4, tokenTicks } from "./figure";
 import { tokensSvg, visible } from "./png";
-import { entropyBits, htmlEsc, need, pickRows, PositionRange, rowsFor, sigmoid, softmax, tokenLabel } from "./select";
+import { entropyBits, htmlEsc, need, pickRows, PositionRange, rowsFor, sigmoid, softmax, tokenLabel, traceKey } from "./select";
 import { figureToSvg } from "./svg";
 import { makeView, View } from "./view";
 
@@ -77,6 +77,9 @@ export async function routingGrid(trace: Trace, opts: RoutingOptions = {}): Prom
     height,
     text: `routing grid: ${rows} tokens × ${layers.length} MoE layers, ${E} experts (top-${first.k})`,
     notes: pick.note ? [pick.note] : [],
+    // Clicking a row selects that token in linked views of the same run on the page.
+    data: { key: traceKey(trace), positions: pick.positions },
+    script: `if(plotEl&&plotEl.on)plotEl.on("plotly_click",function(ev){var p=ev&&ev.points&&ev.points[0];if(!p)return;var pos=data.positions[Math.round(p.y)];if(pos!==undefined)window.dispatchEvent(new CustomEvent("moescope-select",{detail:{key:data.key,pos:pos}}))});`,
   });
 }
 

@@ -108,3 +108,13 @@ export function need(trace: Trace, name: string, hint: string): void {
 export function htmlEsc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
+
+/**
+ * A short fingerprint of a trace's tokens: views of the same run share it, so a token selected in
+ * one output can be selected in the others on the page (window event "moescope-select").
+ */
+export function traceKey(trace: Trace): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < trace.tokens.length; i++) h = Math.imul(h ^ trace.tokens[i], 0x01000193) >>> 0;
+  return `${trace.tokens.length}-${h.toString(16)}`;
+}

@@ -33,7 +33,10 @@ export interface ViewSpec {
   text: string;
   /** What was left out or aggregated to keep the output bounded; shown under the view. */
   notes?: string[];
-  /** Extra script run once the page has plotly (gets `root`, the view's element, and `data`). */
+  /**
+   * Extra script run once the chart is drawn (gets `root`, `data`, `Plotly`, `plotEl`; the last two are
+   * undefined/null when plotly.js never came and the view has panels that work without it).
+   */
   script?: string;
   /** JSON the script reads (already bounded by the view). */
   data?: unknown;
