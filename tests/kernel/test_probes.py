@@ -162,6 +162,18 @@ class Probes(unittest.TestCase):
                 self.assertLess(took, 1.0)
                 self.assert_alive()
 
+    def test_interrupt_while_the_cell_compiles(self):
+        # SIGINT as soon as execute_input is out: it lands while TypeScript compiles the cell (the
+        # main thread is busy, breakOnSigint not yet armed) and must still stop the loop that follows.
+        big = ",".join(str(j) for j in range(3000))
+        for i in range(2):
+            mid = self.kc.execute(f"let compiled{i} = [{big}].length; while (true) {{}}")
+            self.wait_started(mid)
+            self.km.interrupt_kernel()
+            self.assertEqual(shell_reply(self.kc, mid, timeout=10)["content"]["ename"], "KeyboardInterrupt")
+            iopub_until_idle(self.kc, mid)
+        self.assert_alive()
+
     def test_interrupt_hits_only_the_running_cell(self):
         # jupyter_client signals the process group and the launcher forwards too: the duplicate
         # SIGINT must not interrupt the cell queued behind the interrupted one.

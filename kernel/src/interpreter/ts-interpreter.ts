@@ -114,6 +114,13 @@ export class TsInterpreter implements Interpreter {
     this.running = running;
     this.cancel.setAmbientSignal(ctrl.signal);
     try {
+      // A SIGINT that came while the cell compiled (the thread was busy) is still queued in libuv,
+      // and breakOnSigint would never see it: `while (true) {}` would run on. Signals are read in
+      // the poll phase; we are in a poll callback, so the first check-phase turn is still before
+      // it and the second is after it.
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      if (running.interrupted) throw new KeyboardInterrupt();
       const prefix = conv.hasToplevelAwait ? "(async function(exports, require) { " : "(function(exports, require) { ";
       const wrapped = `${prefix}${conv.output}\n})(__moescope_cell__.exports, __moescope_cell__.require)`;
       const ret = vm.runInThisContext(wrapped, { filename: `cell[${opts.executionCount}]`, breakOnSigint: true });
