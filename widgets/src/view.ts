@@ -117,5 +117,9 @@ export class View {
 }
 
 export async function makeView(spec: ViewSpec): Promise<View> {
+  // plotly draws a zero line at x = 0 by default, which on a heat map runs through the first column.
+  if (spec.figure)
+    for (const [k, ax] of Object.entries(spec.figure.layout))
+      if (/^[xy]axis\d*$/.test(k) && ax && typeof ax === "object" && (ax as { zeroline?: boolean }).zeroline === undefined) (ax as { zeroline?: boolean }).zeroline = false;
   return new View(spec, await svgToPng(spec.svg));
 }
