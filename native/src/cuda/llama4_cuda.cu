@@ -199,39 +199,18 @@ void Llama4Cuda::build_interventions(CudaRunState& st, const Interventions* iv) 
   struct Off { size_t bias = SIZE_MAX, ablate = SIZE_MAX, force = SIZE_MAX, replay = SIZE_MAX, rexp = SIZE_MAX, mask = SIZE_MAX; };
   std::vector<Off> offs(c_.n_layer);
   for (int il = 0; il < (int)c_.n_layer; il++) {
-    auto bad = [&](int64_t e) {
-      MOESCOPE_CHECK(e >= 0 && e < E, "BAD_INTERVENTION", "layer %d: expert %lld is outside 0..%lld", il, (long long)e, (long long)E - 1);
-    };
-    std::vector<float> bias(E, 0.f);
-    bool any_bias = false;
-    for (auto& rb : iv->router_biases)
-      if (rb.layer == il) { any_bias = true; for (int64_t e = 0; e < E && e < (int64_t)rb.bias.size(); e++) bias[e] += rb.bias[e]; }
-    if (any_bias) offs[il].bias = put(bias.data(), E * sizeof(float));
-    std::vector<uint8_t> ab(E, 0);
-    bool any_ab = false;
-    for (auto& a : iv->ablate_experts) {
-      if (a.layer != il || a.expert < 0 || a.expert >= E) continue;
-      any_ab = true;
-      if (a.reroute) ab[a.expert] |= 2;
-      else if (!(ab[a.expert] & 2)) ab[a.expert] |= 1;  // a zeroing entry only counts before any re-route entry (the CPU's loop)
-      if (!ab[a.expert]) ab[a.expert] = 4;
+    const RouteTables rt = route_tables(*iv, il, E);
+    if (!rt.bias.empty()) offs[il].bias = put(rt.bias.data(), E * sizeof(float));
+    if (!rt.ablate.empty()) offs[il].ablate = put(rt.ablate.data(), E);
+    st.route_iv[il].n_force = (int)(rt.force.size() / 2);
+    if (!rt.force.empty()) offs[il].force = put(rt.force.data(), rt.force.size() * sizeof(int64_t));
+    st.route_iv[il].n_replay = (int)(rt.replay.size() / 4);
+    if (!rt.replay.empty()) {
+      offs[il].replay = put(rt.replay.data(), rt.replay.size() * sizeof(int64_t));
+      std::vector<int32_t> rx = rt.replay_experts;
+      if (rx.empty()) rx.push_back(0);  // a replay of nothing still needs a valid pointer
+      offs[il].rexp = put(rx.data(), rx.size() * sizeof(int32_t));
     }
-    if (any_ab) offs[il].ablate = put(ab.data(), E);
-    std::vector<int64_t> force;
-    for (auto& f : iv->force_routes)
-      if (f.layer == il) { bad(f.expert); force.push_back(f.pos); force.push_back(f.expert); }
-    st.route_iv[il].n_force = (int)(force.size() / 2);
-    if (!force.empty()) offs[il].force = put(force.data(), force.size() * sizeof(int64_t));
-    std::vector<int64_t> rp;
-    std::vector<int32_t> rexp;
-    for (auto& r : iv->replays) {
-      if (r.layer != il) continue;
-      for (int32_t e : r.experts) bad(e);
-      rp.insert(rp.end(), {r.pos0, (int64_t)r.k, (int64_t)r.experts.size(), (int64_t)rexp.size()});
-      rexp.insert(rexp.end(), r.experts.begin(), r.experts.end());
-    }
-    st.route_iv[il].n_replay = (int)(rp.size() / 4);
-    if (!rp.empty()) { offs[il].replay = put(rp.data(), rp.size() * sizeof(int64_t)); offs[il].rexp = put(rexp.data(), std::max<size_t>(1, rexp.size()) * sizeof(int32_t)); }
     std::vector<uint8_t> mask(H, 0);
     bool any_mask = false;
     for (auto& ah : iv->ablate_heads)

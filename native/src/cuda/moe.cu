@@ -6,51 +6,11 @@ namespace moescope::cuda {
 
 namespace {
 
-constexpr int kMaxExperts = 256;
-
-// Next best expert not yet taken (strictly greater wins, so ties go to the lower index), or -1.
-__device__ int take_best(const float* sel, int64_t E, uint32_t* taken) {
-  int best = -1;
-  float bv = 0.f;
-  for (int e = 0; e < E; e++) {
-    if (taken[e >> 5] & (1u << (e & 31))) continue;
-    if (best < 0 || sel[e] > bv) { best = e; bv = sel[e]; }
-  }
-  if (best >= 0) taken[best >> 5] |= 1u << (best & 31);
-  return best;
-}
-
 __global__ void route_kernel(const float* __restrict__ logits, int64_t T, int64_t E, int64_t K, const int64_t* __restrict__ pos, RouteIv iv,
                              int32_t* experts, float* gates, int32_t* slot_expert) {
   const int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= T) return;
-  const float* z = logits + t * E;
-  float sel[kMaxExperts];
-  uint32_t taken[kMaxExperts / 32] = {0};
-  for (int e = 0; e < E; e++) sel[e] = iv.bias ? z[e] + iv.bias[e] : z[e];
-  for (int64_t j = 0; j < K; j++) {
-    int e = take_best(sel, E, taken);
-    bool zeroed = false;
-    if (iv.ablate && e >= 0 && iv.ablate[e]) {
-      if (iv.ablate[e] & 1) zeroed = true;
-      if (iv.ablate[e] & 2) {
-        int c;
-        do { c = take_best(sel, E, taken); } while (c >= 0 && iv.ablate[c]);
-        if (c >= 0) e = c;
-      }
-    }
-    for (int r = 0; r < iv.n_replay; r++) {
-      const int64_t* rp = iv.replay + 4 * r;
-      const int64_t row = pos[t] - rp[0];
-      if (row >= 0 && (row + 1) * rp[1] <= rp[2] && j < rp[1]) e = iv.replay_experts[rp[3] + row * rp[1] + j];
-    }
-    for (int f = 0; f < iv.n_force; f++)
-      if ((iv.force[2 * f] < 0 || iv.force[2 * f] == pos[t]) && j == 0) e = (int)iv.force[2 * f + 1];
-    if (e < 0 || e >= E) e = 0;  // unreachable: the host validated every intervention's expert ids
-    experts[t * K + j] = e;
-    gates[t * K + j] = 1.0f / (1.0f + expf(-z[e]));
-    slot_expert[t * K + j] = zeroed ? -1 : e;
-  }
+  route_token(logits + t * E, E, K, pos[t], iv, experts + t * K, gates + t * K, slot_expert + t * K);
 }
 
 __global__ void gather_scaled_kernel(const float* x, int64_t D, int64_t K, const int32_t* slot, const float* gates, float* out) {
