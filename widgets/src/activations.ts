@@ -166,7 +166,7 @@ export async function compareTraces(a: Trace, b: Trace, opts: { position?: numbe
       hover.push(hr);
     }
   }
-  const width = 1000;
+  const width = 940;
   const height = Math.max(380, Math.min(1200, 140 + 15 * Math.max(k, z.length)));
   const fig: Figure = {
     data: [
@@ -179,7 +179,7 @@ export async function compareTraces(a: Trace, b: Trace, opts: { position?: numbe
       yaxis: { autorange: "reversed", anchor: "x", tickfont: { size: 10 }, type: "category" },
       xaxis2: { domain: [0.58, 1], anchor: "y2", title: { text: "MoE layer" }, tickvals: layers.map((_, i) => i), ticktext: layers.map(String), showgrid: false },
       yaxis2: { anchor: "x2", autorange: "reversed", ...tokenTicks(rowLabels, 50), showgrid: false, tickfont: { size: 10 } },
-      annotations: [{ text: "routing: red = top-1 expert changed, pink = same expert, gate moved", x: 0.58, y: 1.0, xref: "paper", yref: "paper", showarrow: false, xanchor: "left", yanchor: "bottom", font: { size: 10 } }],
+      annotations: [{ text: "red: expert changed · pink: gate moved", x: 0.58, y: 1.0, xref: "paper", yref: "paper", showarrow: false, xanchor: "left", yanchor: "bottom", font: { size: 10 } }],
     }),
   };
   if (z.length) fig.data.push({ type: "heatmap", z, zmin: 0, zmax: 1, colorscale: [[0, "#ffffff"], [0.5, "#f4a6a6"], [0.999, "#f4a6a6"], [1, "#d62728"]], showscale: false, hovertext: hover, hoverinfo: "text", xaxis: "x2", yaxis: "y2", xgap: 1, ygap: z.length > 150 ? 0 : 1 });

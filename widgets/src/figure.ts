@@ -28,7 +28,7 @@ export interface HeatmapTrace extends AxisRef {
   hovertemplate?: string;
   customdata?: unknown;
   showscale?: boolean;
-  colorbar?: { title?: { text: string }; len?: number; y?: number; thickness?: number };
+  colorbar?: { title?: { text: string }; len?: number; x?: number; xanchor?: "left" | "center" | "right"; y?: number; thickness?: number };
   xgap?: number;
   ygap?: number;
   name?: string;

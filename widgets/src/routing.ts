@@ -191,23 +191,23 @@ export async function expertLoad(trace: Trace, opts: RoutingOptions = {}): Promi
     loadH.push(r4(entropyBits(cnt)));
     tokH.push(r.logits ? r4(hs / Math.max(1, n)) : null);
   }
-  const width = Math.min(1100, Math.max(600, 240 + 10 * E));
+  const width = Math.min(1100, Math.max(720, 240 + 10 * E));
   const height = Math.max(380, Math.min(900, 200 + 18 * layers.length));
   const fig: Figure = {
     data: [
-      { type: "heatmap", z: load, zmin: 0, zmax: Math.max(...load.flat(), 1e-6), colorscale: SEQ, xaxis: "x", yaxis: "y", showscale: true, colorbar: { title: { text: "share" }, len: 0.9, thickness: 12 },
+      { type: "heatmap", z: load, zmin: 0, zmax: Math.max(...load.flat(), 1e-6), colorscale: SEQ, xaxis: "x", yaxis: "y", showscale: true, colorbar: { title: { text: "share" }, len: 0.9, thickness: 10, x: 0.56, xanchor: "left" },
         hovertemplate: "layer %{y}<br>expert %{x}<br>share %{z:.3f}<extra></extra>" },
       { type: "scatter", x: layers, y: loadH, mode: "lines+markers", name: "load entropy (bits)", xaxis: "x2", yaxis: "y2", line: { color: "#e15759" } },
       { type: "scatter", x: layers, y: tokH, mode: "lines+markers", name: "mean router entropy per token (bits)", xaxis: "x2", yaxis: "y2", line: { color: "#4e79a7", dash: "dash" } },
     ],
-    layout: baseLayout(width, height, `Expert load and routing entropy per MoE layer (${n} tokens; max entropy log2 ${E} = ${Math.log2(E).toFixed(2)} bits)`, {
-      margin: { l: 70, r: 40, t: 50, b: 50 },
+    layout: baseLayout(width, height, `Expert load and routing entropy per MoE layer (${n} tokens; max log2 ${E} = ${Math.log2(E).toFixed(2)} bits)`, {
+      margin: { l: 70, r: 40, t: 50, b: 90 },
       xaxis: { domain: [0, 0.55], title: { text: "expert" }, showgrid: false },
       yaxis: { autorange: "reversed", title: { text: "MoE layer" }, tickvals: layers.map((_, i) => i), ticktext: layers.map(String), showgrid: false },
-      xaxis2: { domain: [0.68, 1], title: { text: "layer" }, anchor: "y2" },
+      xaxis2: { domain: [0.72, 1], title: { text: "layer" }, anchor: "y2" },
       yaxis2: { title: { text: "bits" }, anchor: "x2", range: [0, Math.log2(E) * 1.05] },
       showlegend: true,
-      legend: { orientation: "h", x: 0.6, y: 1.08 },
+      legend: { orientation: "h", x: 0.62, y: -0.2 },
     }),
   };
   fig.data[0].xaxis = "x";
