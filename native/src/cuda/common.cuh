@@ -60,13 +60,17 @@ struct DevBuf {
 };
 
 // Waits for the stream while honouring the run's cancel flag (no blocking sync that ignores it).
+// The first ~0.5 ms polls with yields (a decode step ends within that window, and a sleep would add
+// its timer slack to every token), then it sleeps between polls.
 inline void wait(cudaStream_t s, const std::atomic<bool>* cancel) {
+  const auto t0 = std::chrono::steady_clock::now();
   for (;;) {
     cudaError_t e = cudaStreamQuery(s);
     if (e == cudaSuccess) return;
     if (e != cudaErrorNotReady) CUDA_CHECK(e);
     if (cancel && cancel->load(std::memory_order_relaxed)) fail("CANCELLED", "cancelled");
-    std::this_thread::sleep_for(std::chrono::microseconds(20));
+    if (std::chrono::steady_clock::now() - t0 < std::chrono::microseconds(500)) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
 }
 

@@ -345,6 +345,34 @@ void Llama4Cuda::capture_int(RunContext& rc, HookPoint p, int layer, const int32
   deferred_.push_back(std::move(df));
 }
 
+// The routing record of this step comes back in one copy; its rows are handed to the CaptureStore at
+// the step's flush, layer by layer, as the three hooks would have.
+void Llama4Cuda::flush_record(RunContext& rc, int64_t T, const int64_t* pos) {
+  const int64_t E = c_.n_expert, K = c_.n_expert_used, L = c_.n_layer;
+  int64_t tb, te;
+  kept_rows(rc.capture->plan(), pos, T, tb, te);
+  if (te <= tb) return;
+  const size_t bytes = (size_t)L * T * (E + 2 * K) * sizeof(float);
+  float* host = (float*)stage(bytes);
+  CUDA_CHECK(cudaMemcpyAsync(host, rec_.p, bytes, cudaMemcpyDeviceToHost, stream_));
+  for (int il = 0; il < (int)L; il++) {
+    if (!rec_on_[il]) continue;
+    const float* base = host + (size_t)il * T * (E + 2 * K);
+    const struct { HookPoint p; const void* data; int64_t row; bool is_int; } parts[3] = {
+        {HookPoint::RouterLogits, base + tb * E, E, false},
+        {HookPoint::ExpertIndices, base + T * E + tb * K, K, true},
+        {HookPoint::ExpertWeights, base + T * (E + K) + tb * K, K, false}};
+    for (auto& part : parts) {
+      if (!rc.capture->plan().wants(part.p, il)) continue;
+      auto df = std::make_unique<Deferred>();
+      df->kind = part.is_int ? Deferred::AddInt : Deferred::Add;
+      df->p = part.p; df->layer = il; df->host = part.data; df->T = te - tb; df->row = part.row;
+      df->pos.assign(pos + tb, pos + te);
+      deferred_.push_back(std::move(df));
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Attention (spec §2.4)
 void Llama4Cuda::attention(int il, CudaRunState& st, int64_t T, const std::vector<int64_t>& pv, RunContext& rc) {
@@ -442,17 +470,32 @@ void Llama4Cuda::moe(int il, CudaRunState& st, int64_t T, const std::vector<int6
   const int64_t* pos = pv.data();
   const int64_t S = T * K;  // (token, expert) slots
 
+  // The routing recorder: when the plan captures this layer's routing and no patch rewrites it, the
+  // router and the routing kernel write straight into this step's record ([layer][T][E | K | K]),
+  // which comes back in one copy per step (flush_record) instead of three small copies per layer.
+  float* logits = rlogits_.p;
+  int32_t* experts = experts_.p;
+  float* gates = gates_.p;
+  const bool rec = rec_on_[il];
+  if (rec) {
+    float* base = rec_.p + (size_t)il * T * (E + 2 * K);
+    logits = base;
+    experts = (int32_t*)(base + T * E);
+    gates = base + T * (E + K);
+  }
   // 1. Router logits in float32.
-  matmul(w.router, a_.p, D, T, rlogits_.p, E, stream_);  // [T, E]
-  hook(rc, HookPoint::RouterLogits, il, rlogits_.p, T, E, pos);
+  matmul(w.router, a_.p, D, T, logits, E, stream_);  // [T, E]
+  if (!rec) hook(rc, HookPoint::RouterLogits, il, logits, T, E, pos);
   // 2-3. Top-k with interventions, sigmoid gates: a kernel of its own, results in device arrays.
-  route(rlogits_.p, T, E, K, pos_d_.p, st.route_iv[il], experts_.p, gates_.p, slot_expert_.p, stream_);
-  capture_int(rc, HookPoint::ExpertIndices, il, experts_.p, T, K, pos);
-  hook(rc, HookPoint::ExpertWeights, il, gates_.p, T, K, pos);
+  route(logits, T, E, K, pos_d_.p, st.route_iv[il], experts, gates, slot_expert_.p, stream_);
+  if (!rec) {
+    capture_int(rc, HookPoint::ExpertIndices, il, experts, T, K, pos);
+    hook(rc, HookPoint::ExpertWeights, il, gates, T, K, pos);
+  }
 
   // 4. Routed experts on gate-scaled inputs.
   if (S <= kDecodeIdRows) {
-    gather_scaled(a_.p, D, K, nullptr, S, gates_.p, xin_.p, stream_);
+    gather_scaled(a_.p, D, K, nullptr, S, gates, xin_.p, stream_);
     matmul_id(w.gate_exps, slot_expert_.p, xin_.p, D, S, hg_.p, F, stream_);
     matmul_id(w.up_exps, slot_expert_.p, xin_.p, D, S, hu_.p, F, stream_);
     silu_mul(hg_.p, hu_.p, S * F, stream_);
@@ -473,7 +516,7 @@ void Llama4Cuda::moe(int il, CudaRunState& st, int64_t T, const std::vector<int6
     CUDA_CHECK(cudaMemsetAsync(yslot_.p, 0, (size_t)S * D * sizeof(float), stream_));
     if (n > 0) {
       h2d(perm_.p, perm.data(), n * sizeof(int32_t));
-      gather_scaled(a_.p, D, K, perm_.p, n, gates_.p, xin_.p, stream_);
+      gather_scaled(a_.p, D, K, perm_.p, n, gates, xin_.p, stream_);
       for (int64_t e = 0; e < E; e++) {
         const int64_t r0 = start[e], m = start[e + 1] - start[e];
         if (m == 0) continue;  // weights of experts nobody chose are never touched
@@ -527,6 +570,22 @@ std::vector<float> Llama4Cuda::forward_segment(CudaRunState& st, Session& s, con
   rlogits_.reserve(std::max<int64_t>(T * E, 1)); gates_.reserve(S); experts_.reserve(S); slot_expert_.reserve(S); perm_.reserve(S);
   xin_.reserve(S * D); yslot_.reserve(S * D); ysorted_.reserve(S * D); hg_.reserve(S * F); hu_.reserve(S * F);
   sg_.reserve(T * F); su_.reserve(T * F); tokens_d_.reserve(T); pos_d_.reserve(T);
+  // Which MoE layers use the routing recorder this step (see moe()).
+  rec_on_.assign(c_.n_layer, false);
+  bool any_rec = false;
+  if (rc.capture) {
+    const CapturePlan& cp = rc.capture->plan();
+    for (int il = 0; il < (int)c_.n_layer; il++) {
+      if (!c_.layers[il].is_moe) continue;
+      bool patched = false;
+      if (rc.interventions)
+        for (auto& pt : rc.interventions->patches)
+          patched |= pt.layer == il && (pt.point == HookPoint::RouterLogits || pt.point == HookPoint::ExpertWeights);
+      rec_on_[il] = !patched && (cp.wants(HookPoint::RouterLogits, il) || cp.wants(HookPoint::ExpertIndices, il) || cp.wants(HookPoint::ExpertWeights, il));
+      any_rec |= rec_on_[il];
+    }
+  }
+  if (any_rec) rec_.reserve((size_t)c_.n_layer * T * (E + 2 * K));
 
   h2d(tokens_d_.p, tokens, T * sizeof(int32_t));
   h2d(pos_d_.p, pos.data(), T * sizeof(int64_t));
@@ -554,6 +613,8 @@ std::vector<float> Llama4Cuda::forward_segment(CudaRunState& st, Session& s, con
     hook(rc, HookPoint::ResidPost, il, x_.p, T, D, pos.data());
     check_cancel(rc);
   }
+
+  if (any_rec) flush_record(rc, T, pos.data());
 
   // Final norm and head for the rows asked for (and the rows the capture plan wants).
   int64_t r0 = T - std::min(T, std::max<int64_t>(0, rc.logits_last));

@@ -9,7 +9,8 @@
 //   Hooks: a hook point costs nothing unless the plan captures it or an intervention targets it.
 //     Captures are queued as async device->host copies of only the rows the plan keeps, into pinned
 //     staging, and handed to the CaptureStore when the step's logits are read (one sync per step),
-//     so routing capture adds no pipeline stalls. Patches and steering need the rows on the host
+//     so routing capture adds no pipeline stalls. Routing (logits, experts, gates) is written by the
+//     router matmul and the routing kernel straight into a per-step record that returns in one copy. Patches and steering need the rows on the host
 //     and back (a synchronous round trip, only where they apply).
 //   Routing: router logits -> routing kernel (moe.cuh) -> experts, gates, per-slot expert in device
 //     arrays that the hooks read; expert interventions are applied by that kernel. Decode runs each
@@ -76,6 +77,7 @@ class Llama4Cuda : public DeviceBackend, public std::enable_shared_from_this<Lla
 
   void hook(RunContext& rc, HookPoint p, int layer, float* d, int64_t T, int64_t row, const int64_t* pos);
   void capture_int(RunContext& rc, HookPoint p, int layer, const int32_t* d, int64_t T, int64_t row, const int64_t* pos);
+  void flush_record(RunContext& rc, int64_t T, const int64_t* pos);  // routing record -> deferred captures
   void* stage(size_t bytes);  // pinned host bytes valid until flush()
   void h2d(void* dst, const void* src, size_t bytes);
   void d2h_now(void* dst, const void* src, size_t bytes, RunContext& rc);
@@ -103,6 +105,8 @@ class Llama4Cuda : public DeviceBackend, public std::enable_shared_from_this<Lla
   DevBuf<float> x_, a_, f_, q_, k_, v_, z_, rlogits_, gates_, xin_, hg_, hu_, yslot_, ysorted_, routed_, sg_, su_, h_, logits_, temp_, probs_;
   DevBuf<int32_t> tokens_d_, experts_, slot_expert_, perm_, pslots_;
   DevBuf<int64_t> pos_d_;
+  DevBuf<float> rec_;          // routing record of the step: [layer][T][E logits | K experts (int32) | K gates]
+  std::vector<bool> rec_on_;   // per layer: routing goes to the record
 
   // Pinned staging for captures (chunks never move while copies are in flight).
   struct Pinned { void* p = nullptr; size_t size = 0, used = 0; };
