@@ -195,7 +195,9 @@ export async function expertLoad(trace: Trace, opts: RoutingOptions = {}): Promi
   const height = Math.max(380, Math.min(900, 200 + 18 * layers.length));
   const fig: Figure = {
     data: [
-      { type: "heatmap", z: load, zmin: 0, zmax: Math.max(...load.flat(), 1e-6), colorscale: SEQ, xaxis: "x", yaxis: "y", showscale: true, colorbar: { title: { text: "share" }, len: 0.9, thickness: 10, x: 0.56, xanchor: "left" },
+      // Shares are written in the cells (few experts) rather than read off a colour bar, which plotly would squeeze in beside the subplot.
+      { type: "heatmap", z: load, zmin: 0, zmax: Math.max(...load.flat(), 1e-6), colorscale: SEQ, xaxis: "x", yaxis: "y", showscale: false,
+        ...(E <= 16 ? { text: load.map((r) => r.map((v) => `${(100 * v).toFixed(0)}%`)), texttemplate: "%{text}" } : {}),
         hovertemplate: "layer %{y}<br>expert %{x}<br>share %{z:.3f}<extra></extra>" },
       { type: "scatter", x: layers, y: loadH, mode: "lines+markers", name: "load entropy (bits)", xaxis: "x2", yaxis: "y2", line: { color: "#e15759" } },
       { type: "scatter", x: layers, y: tokH, mode: "lines+markers", name: "mean router entropy per token (bits)", xaxis: "x2", yaxis: "y2", line: { color: "#4e79a7", dash: "dash" } },
