@@ -124,7 +124,7 @@ export interface Layout {
   annotations?: Annotation[];
   shapes?: Shape[];
   showlegend?: boolean;
-  legend?: { orientation?: "h" | "v"; x?: number; y?: number };
+  legend?: { orientation?: "h" | "v"; x?: number; xanchor?: "left" | "right"; y?: number };
   hovermode?: "closest" | false;
   font?: { family?: string; size?: number };
   plot_bgcolor?: string;

@@ -209,7 +209,7 @@ export async function expertLoad(trace: Trace, opts: RoutingOptions = {}): Promi
       xaxis2: { domain: [0.72, 1], title: { text: "layer" }, anchor: "y2" },
       yaxis2: { title: { text: "bits" }, anchor: "x2", range: [0, Math.log2(E) * 1.05] },
       showlegend: true,
-      legend: { orientation: "h", x: 0.62, y: -0.2 },
+      legend: { orientation: "h", x: 1, xanchor: "right", y: -0.2 }, // anchored inside the paper, so plotly does not widen the margin for it
     }),
   };
   fig.data[0].xaxis = "x";

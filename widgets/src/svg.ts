@@ -233,7 +233,7 @@ export function figureToSvg(fig: Figure): string {
       const color = t.type === "scatter" ? (t.line?.color ?? t.marker?.color ?? "#4e79a7") : (typeof t.marker?.color === "string" ? t.marker.color : "#4e79a7");
       // Below the plot when the layout puts plotly's legend there, else top right.
       const below = (L.legend?.y ?? 1) < 0;
-      const x = below ? m.l + (L.legend?.x ?? 0) * pw : W - m.r - 170, y = below ? H - m.b + 48 + i * 15 : m.t + 6 + i * 15;
+      const x = below ? m.l + (L.legend?.x ?? 0) * pw - (L.legend?.xanchor === "right" ? 230 : 0) : W - m.r - 170, y = below ? H - m.b + 48 + i * 15 : m.t + 6 + i * 15;
       out.push(`<rect x="${x}" y="${y - 8}" width="12" height="8" fill="${color}"/><text x="${x + 16}" y="${y}" font-size="${fs}" fill="#333">${esc(t.name!)}</text>`);
     });
   }
