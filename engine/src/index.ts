@@ -17,3 +17,4 @@ export * from "./display";
 export { RoutingStats, routingFlips, tokenRouting } from "./routing";
 export type { RoutingFlip, TokenRouting } from "./routing";
 export * from "../../widgets/src/index";
+export * from "./images";

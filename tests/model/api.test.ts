@@ -93,3 +93,13 @@ describe("concurrency", () => {
     sameInts("p3", y.generated, golden("tiny-maverick", "golden-p3").get("greedy")!.data);
   });
 });
+
+describe("threads", () => {
+  it("changing the thread count applies to models already loaded (and they keep working)", async () => {
+    const m = await Model.load(fixture("tiny-scout", "model.gguf"), { threads: 1 });
+    const a = await m.run(m.tokenize(prompt("p1")), { maxNewTokens: 16, stopAtEog: false });
+    await Model.load(fixture("tiny-scout", "model.gguf"), { threads: 2 });
+    const b = await m.run(m.tokenize(prompt("p1")), { maxNewTokens: 16, stopAtEog: false });
+    sameInts("same greedy with 1 and 2 threads", a.generated, b.generated);
+  });
+});

@@ -87,9 +87,9 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
   const int64_t H = c.n_head, Hkv = c.n_head_kv, Dh = c.head_dim;
   const Precision prec = rc.fast ? Precision::Fast : Precision::Exact;
   std::vector<float> q(T * H * Dh), k(T * Hkv * Dh), v(T * Hkv * Dh), z(T * H * Dh);
-  op_matmul(*pool_, w.wq, x, c.n_embd, T, q.data(), H * Dh, prec);    // q = a Wq^T   [T, H, Dh]
-  op_matmul(*pool_, w.wk, x, c.n_embd, T, k.data(), Hkv * Dh, prec);  // k = a Wk^T   [T, Hkv, Dh]
-  op_matmul(*pool_, w.wv, x, c.n_embd, T, v.data(), Hkv * Dh, prec);  // v = a Wv^T   [T, Hkv, Dh]
+  op_matmul(default_pool(), w.wq, x, c.n_embd, T, q.data(), H * Dh, prec);    // q = a Wq^T   [T, H, Dh]
+  op_matmul(default_pool(), w.wk, x, c.n_embd, T, k.data(), Hkv * Dh, prec);  // k = a Wk^T   [T, Hkv, Dh]
+  op_matmul(default_pool(), w.wv, x, c.n_embd, T, v.data(), Hkv * Dh, prec);  // v = a Wv^T   [T, Hkv, Dh]
   hook(rc, HookPoint::Q, il, q.data(), T, H * Dh, pos);
   hook(rc, HookPoint::K, il, k.data(), T, Hkv * Dh, pos);
   hook(rc, HookPoint::V, il, v.data(), T, Hkv * Dh, pos);
@@ -148,9 +148,9 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
       return cx->cs->pattern_row(cx->il, cx->pos[t], (int)h);
     };
   }
-  op_attention(*pool_, a);
+  op_attention(default_pool(), a);
   hook(rc, HookPoint::Z, il, z.data(), T, H * Dh, pos);
-  op_matmul(*pool_, w.wo, z.data(), H * Dh, T, out, c.n_embd, prec);  // o_proj   [T, D]
+  op_matmul(default_pool(), w.wo, z.data(), H * Dh, T, out, c.n_embd, prec);  // o_proj   [T, D]
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ void Llama4Model::moe(int il, const float* x, float* out, int64_t T, const int64
 
   // 1. Router logits in float32 (always, whatever the weight type).
   std::vector<float> logits(T * E);
-  op_matmul(*pool_, w.router, x, D, T, logits.data(), E);  // [T, E]
+  op_matmul(default_pool(), w.router, x, D, T, logits.data(), E);  // [T, E]
   hook(rc, HookPoint::RouterLogits, il, logits.data(), T, E, pos);
 
   // 2. Top-k on the raw logits (plus any router bias); 3. gate = sigmoid(raw logit of the chosen expert).
@@ -229,20 +229,20 @@ void Llama4Model::moe(int il, const float* x, float* out, int64_t T, const int64
     xin.resize(n * D); hg.resize(n * F); hu.resize(n * F); y.resize(n * D);
     for (int64_t r = 0; r < n; r++)
       for (int64_t d = 0; d < D; d++) xin[r * D + d] = x[rows[r].first * D + d] * rows[r].second;
-    op_matmul(*pool_, w.gate_exps.expert(e), xin.data(), D, n, hg.data(), F, prec);
-    op_matmul(*pool_, w.up_exps.expert(e), xin.data(), D, n, hu.data(), F, prec);
+    op_matmul(default_pool(), w.gate_exps.expert(e), xin.data(), D, n, hg.data(), F, prec);
+    op_matmul(default_pool(), w.up_exps.expert(e), xin.data(), D, n, hu.data(), F, prec);
     op_silu_mul(hg.data(), hu.data(), n * F);
-    op_matmul(*pool_, w.down_exps.expert(e), hg.data(), F, n, y.data(), D, prec);
+    op_matmul(default_pool(), w.down_exps.expert(e), hg.data(), F, n, y.data(), D, prec);
     for (int64_t r = 0; r < n; r++) op_axpy(routed.data() + rows[r].first * D, y.data() + r * D, 1.0f, D);
   }
   hook(rc, HookPoint::RoutedOut, il, routed.data(), T, D, pos);
 
   // 5. Shared expert on the un-scaled input.
   std::vector<float> sg(T * F), su(T * F);
-  op_matmul(*pool_, w.shexp_gate, x, D, T, sg.data(), F, prec);
-  op_matmul(*pool_, w.shexp_up, x, D, T, su.data(), F, prec);
+  op_matmul(default_pool(), w.shexp_gate, x, D, T, sg.data(), F, prec);
+  op_matmul(default_pool(), w.shexp_up, x, D, T, su.data(), F, prec);
   op_silu_mul(sg.data(), su.data(), T * F);
-  op_matmul(*pool_, w.shexp_down, sg.data(), F, T, out, D, prec);
+  op_matmul(default_pool(), w.shexp_down, sg.data(), F, T, out, D, prec);
   hook(rc, HookPoint::SharedOut, il, out, T, D, pos);
 
   // 6. FFN(b) = shared + routed.
@@ -254,10 +254,10 @@ void Llama4Model::dense_ffn(int il, const float* x, float* out, int64_t T, Preci
   const LayerWeights& w = weights_.layers[il];
   const int64_t D = config_.n_embd, Fd = config_.n_ff;
   std::vector<float> g(T * Fd), u(T * Fd);
-  op_matmul(*pool_, w.ffn_gate, x, D, T, g.data(), Fd, prec);
-  op_matmul(*pool_, w.ffn_up, x, D, T, u.data(), Fd, prec);
+  op_matmul(default_pool(), w.ffn_gate, x, D, T, g.data(), Fd, prec);
+  op_matmul(default_pool(), w.ffn_up, x, D, T, u.data(), Fd, prec);
   op_silu_mul(g.data(), u.data(), T * Fd);
-  op_matmul(*pool_, w.ffn_down, g.data(), Fd, T, out, D, prec);
+  op_matmul(default_pool(), w.ffn_down, g.data(), Fd, T, out, D, prec);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ std::vector<float> Llama4Model::forward_segment(Session& s, const int32_t* token
     op_rms_norm(x.data() + r0 * D, weights_.output_norm.data(), h.data(), R, D, c.rms_eps);
     hook(rc, HookPoint::LnFinal, 0, h.data(), R, D, pos.data() + r0);
     logits.resize(R * c.n_vocab);
-    op_matmul(*pool_, weights_.output, h.data(), D, R, logits.data(), c.n_vocab, rc.fast ? Precision::Fast : Precision::Exact);  // logits = h lm_head^T
+    op_matmul(default_pool(), weights_.output, h.data(), D, R, logits.data(), c.n_vocab, rc.fast ? Precision::Fast : Precision::Exact);  // logits = h lm_head^T
     hook(rc, HookPoint::Logits, 0, logits.data(), R, c.n_vocab, pos.data() + r0);
     const int64_t keep = std::min(R, std::max<int64_t>(0, rc.logits_last));
     logits.erase(logits.begin(), logits.end() - keep * c.n_vocab);

@@ -77,7 +77,6 @@ class Llama4Model {
   std::shared_ptr<GgufFile> gguf_;
   std::shared_ptr<SafetensorsSet> safetensors_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  ThreadPool* pool_ = nullptr;
 };
 
 }  // namespace moescope

@@ -82,7 +82,6 @@ void apply_hf_special_ids(TokenizerSpec& sp, const Json& cfg, const std::string&
 std::shared_ptr<Llama4Model> Llama4Model::load(const std::string& path) {
   auto m = std::shared_ptr<Llama4Model>(new Llama4Model());
   m->path_ = path;
-  m->pool_ = &default_pool();
   if (is_directory(path)) {
     const std::string cfg_path = path + "/config.json";
     MOESCOPE_CHECK(file_exists(cfg_path), "MODEL_NOT_FOUND", "%s: a Hugging Face checkpoint folder needs config.json", path.c_str());

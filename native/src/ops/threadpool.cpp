@@ -67,6 +67,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
 
 namespace {
 std::unique_ptr<ThreadPool> g_pool;
+// Pools replaced by set_default_threads are kept (idle) rather than destroyed: a run that started
+// on one may still be using it.
+std::vector<std::unique_ptr<ThreadPool>> g_retired;
 std::mutex g_pool_mu;
 int default_thread_count() {
   if (const char* e = getenv("MOESCOPE_THREADS")) {
@@ -87,6 +90,7 @@ ThreadPool& default_pool() {
 void set_default_threads(int n) {
   std::lock_guard<std::mutex> lk(g_pool_mu);
   if (g_pool && g_pool->size() == n) return;
+  if (g_pool) g_retired.push_back(std::move(g_pool));
   g_pool.reset(new ThreadPool(n));
 }
 

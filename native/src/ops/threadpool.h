@@ -37,6 +37,7 @@ class ThreadPool {
 };
 
 // The process-wide pool used by models (threads = hardware cores unless MOESCOPE_THREADS is set).
+// Looked up on every use, so set_default_threads applies to models already loaded.
 ThreadPool& default_pool();
 void set_default_threads(int n);
 
