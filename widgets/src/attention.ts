@@ -21,6 +21,12 @@ export function layerKind(trace: Trace, layer: number): string {
   return `${pos} · ${span}${p.temperatureTuning ? " · temperature-tuned" : ""}`;
 }
 
+/** The first layer whose attention pattern the trace holds (the default for every attention view). */
+export function firstPatternLayer(trace: Trace): number {
+  for (let l = 0; l < trace.info.nLayer; l++) if (trace.has(`blocks.${l}.attn.hook_pattern`)) return l;
+  return 0;
+}
+
 function patternOf(trace: Trace, layer: number) {
   const name = `blocks.${layer}.attn.hook_pattern`;
   need(trace, name, `"blocks.*.attn.hook_pattern" (or blocks.${layer}.attn.hook_pattern)`);
@@ -47,7 +53,7 @@ function chunkShapes(trace: Trace, layer: number, S: number, queryPos: number[],
 
 /** All heads of one layer as a grid of query × key heat maps. */
 export async function attentionHeads(trace: Trace, opts: { layer?: number; maxCells?: number } = {}): Promise<View> {
-  const layer = opts.layer ?? 0;
+  const layer = opts.layer ?? firstPatternLayer(trace);
   const { t, H, rows, S, heads } = patternOf(trace, layer);
   // One budget for the whole grid: many heads means coarser bins, not a bigger notebook.
   const budget = opts.maxCells ?? 120_000;
@@ -88,7 +94,7 @@ export async function attentionHeads(trace: Trace, opts: { layer?: number; maxCe
 
 /** One head zoomed, with token labels on both axes; long traces show a window of at most maxTokens. */
 export async function attentionHead(trace: Trace, opts: { layer?: number; head?: number; maxTokens?: number; end?: number } = {}): Promise<View> {
-  const layer = opts.layer ?? 0, head = opts.head ?? 0;
+  const layer = opts.layer ?? firstPatternLayer(trace), head = opts.head ?? 0;
   const { t, rows, S, heads } = patternOf(trace, layer);
   const hi = heads.indexOf(head);
   if (hi < 0) throw new Error(`head ${head} was not captured (heads ${heads.join(", ")})`);
@@ -121,7 +127,7 @@ export async function attentionHead(trace: Trace, opts: { layer?: number; head?:
 
 /** Where one query token looks: the tokens before it tinted by attention (one head, or the mean over heads). */
 export async function attentionText(trace: Trace, opts: { layer?: number; head?: number; query?: number; maxTokens?: number } = {}): Promise<View> {
-  const layer = opts.layer ?? 0;
+  const layer = opts.layer ?? firstPatternLayer(trace);
   const { t, rows, S, heads } = patternOf(trace, layer);
   const query = opts.query ?? t.positions[rows - 1];
   const qi = t.positions.indexOf(query);

@@ -106,6 +106,7 @@ export async function liveGeneration(model: Model, prompt: string | Int32Array |
     for (let step = 0; step <= maxNew; step++) {
       // The last step only reads the final token (to learn its experts); it generates nothing.
       const gen = step < maxNew ? 1 : 0;
+      // Each step samples once, so with temperature > 0 the seed moves per step (a different stream from one long run).
       const r = await model.run(Int32Array.from(ids), { ...runOpts, seed: (runOpts.seed ?? 0) + step, maxNewTokens: gen, capture: { names: "routing", positions: "last" } });
       const pos = ids.length - 1;
       const routed = routingAt(r, pos, layers);

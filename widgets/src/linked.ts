@@ -10,14 +10,14 @@ import type { Trace } from "../../engine/src/trace";
 import { expertColor, rgbToHex, SEQ, tint } from "./color";
 import { baseLayout, Figure, tokenTicks } from "./figure";
 import { expertGateScale, expertGateZ } from "./routing";
-import { layerKind } from "./attention";
+import { firstPatternLayer, layerKind } from "./attention";
 import { htmlEsc, tokenLabel, traceKey } from "./select";
 import { visible } from "./png";
 import { figureToSvg } from "./svg";
 import { makeView, View } from "./view";
 
 export interface LinkedOptions {
-  /** Attention layer shown in the attention panel (default 0) and the layer whose expert tints the text (default: middle MoE layer). */
+  /** Attention layer shown in the attention panel (default: the first captured) and the layer whose expert tints the text (default: middle MoE layer). */
   layer?: number;
   expertLayer?: number;
   /** Last token of the window (default: the last token); the window is the maxTokens tokens up to it. */
@@ -32,7 +32,7 @@ const ATTN_BUDGET = 200_000;
 export async function linkedView(trace: Trace, opts: LinkedOptions = {}): Promise<View> {
   const layers = trace.moeLayers.filter((l) => trace.has(`blocks.${l}.mlp.hook_expert_indices`));
   if (!layers.length) throw new Error(`linkedView needs the routing hooks; run with capture: ["routing", "blocks.*.attn.hook_pattern"]`);
-  const alayer = opts.layer ?? 0;
+  const alayer = opts.layer ?? firstPatternLayer(trace);
   const pname = `blocks.${alayer}.attn.hook_pattern`;
   const hasAttn = trace.has(pname);
   const elayer = opts.expertLayer ?? layers[Math.floor(layers.length / 2)];
