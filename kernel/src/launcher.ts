@@ -41,6 +41,7 @@ export async function launch(args: string[], runInProcess: () => Promise<number>
   });
   fds.forEach((fd) => fs.closeSync(fd));
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => child.kill(sig));
+  watchFrontend(() => child.kill("SIGTERM"));
   return new Promise<number>((resolve) => {
     child.on("exit", (code, signal) => {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -52,4 +53,25 @@ export async function launch(args: string[], runInProcess: () => Promise<number>
       resolve(1);
     });
   });
+}
+
+/**
+ * Like ipykernel's ParentPoller: when the process that started us (JPY_PARENT_PID, set by
+ * jupyter_client, else our parent) is gone, nobody can shut the kernel down, so it ends itself
+ * rather than holding the ports and the model's memory.
+ */
+function watchFrontend(end: () => void): void {
+  const jpy = Number(process.env.JPY_PARENT_PID);
+  const startParent = process.ppid;
+  const alive = (pid: number) => {
+    try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === "EPERM"; }
+  };
+  const timer = setInterval(() => {
+    // Reparenting catches a parent that died but is not reaped yet (a zombie still answers kill 0).
+    if (process.ppid !== startParent || (jpy > 1 && !alive(jpy))) {
+      clearInterval(timer);
+      end();
+    }
+  }, 1000);
+  timer.unref();
 }

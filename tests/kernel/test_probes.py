@@ -373,6 +373,20 @@ class EndOfKernel(unittest.TestCase):
             kc.stop_channels()
             km.shutdown_kernel(now=True)
 
+    def test_kernel_ends_when_its_client_dies(self):
+        # A client that dies without shutdown_request (crash, kill -9) must not leave an orphan
+        # kernel holding ports and a loaded model (ipykernel's ParentPoller does the same).
+        import subprocess, sys
+        script = ("import os, sys; sys.path.insert(0, %r); from kernel_helpers import start, execute;"
+                  "km, kc = start(); execute(kc, '1'); print(km.provisioner.process.pid, flush=True); os._exit(0)"
+                  % os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stdout
+        pid = int(out.split()[-1])
+        deadline = time.time() + 10
+        while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.1)
+        self.assertFalse(os.path.exists(f"/proc/{pid}"), "the kernel outlived its client")
+
     def test_process_exit_in_a_cell_kills_and_restart_works(self):
         km, kc = start()
         try:
