@@ -16,7 +16,7 @@ import { MIMEBUNDLE, MimeBundle } from "../../engine/src/display";
 import type { Figure } from "./figure";
 import { plotlyOnce } from "./plotly-source";
 import { svgToPng } from "./png";
-import { esc } from "./svg";
+import { esc, figureToSvg } from "./svg";
 
 export interface ViewSpec {
   /** Which view made it ("routing-grid", ...): tests and the browser check key on it. */
@@ -77,7 +77,7 @@ export class View {
     if (s.figure) parts.push(`<div class="moescope-plot" style="width:${s.figure.layout.width}px;max-width:100%;min-height:${s.figure.layout.height}px">${img}</div>`);
     if (s.body) parts.push(s.body);
     if (!s.figure && !s.body) parts.push(img);
-    if (this.notes.length) parts.push(`<div class="moescope-notes">${this.notes.map(esc).join("<br/>")}</div>`);
+    if (this.notes.length && !s.figure) parts.push(`<div class="moescope-notes">${this.notes.map(esc).join("<br/>")}</div>`);
     parts.push(`</div>`);
     if (s.figure) parts.push(`<script type="application/json" class="moescope-fig">${scriptJson(s.figure)}</script>`);
     if (s.data !== undefined) parts.push(`<script type="application/json" class="moescope-data">${scriptJson(s.data)}</script>`);
@@ -116,10 +116,40 @@ export class View {
   }
 }
 
+/** Splits a note into lines of at most `n` characters at spaces. */
+function wrap(text: string, n: number): string[] {
+  const out: string[] = [];
+  let line = "";
+  for (const w of text.split(" ")) {
+    if (line && line.length + 1 + w.length > n) (out.push(line), (line = w));
+    else line = line ? `${line} ${w}` : w;
+  }
+  if (line) out.push(line);
+  return out;
+}
+
 export async function makeView(spec: ViewSpec): Promise<View> {
-  // plotly draws a zero line at x = 0 by default, which on a heat map runs through the first column.
-  if (spec.figure)
-    for (const [k, ax] of Object.entries(spec.figure.layout))
+  const fig = spec.figure;
+  if (fig) {
+    const L = fig.layout;
+    // plotly draws a zero line at x = 0 by default, which on a heat map runs through the first column.
+    for (const [k, ax] of Object.entries(L))
       if (/^[xy]axis\d*$/.test(k) && ax && typeof ax === "object" && (ax as { zeroline?: boolean }).zeroline === undefined) (ax as { zeroline?: boolean }).zeroline = false;
+    // Notes go inside the figure, under the plot: frontends that render the plotly JSON (JupyterLab's
+    // extension, VS Code) never show the HTML, and the PNG should say what it left out too.
+    const lines = (spec.notes ?? []).flatMap((n) => wrap(n, Math.floor(L.width / 6.2)));
+    if (lines.length) {
+      const extra = 15 * lines.length + 6;
+      L.height += extra;
+      L.margin = { ...L.margin, b: L.margin.b + extra };
+      const ph = L.height - L.margin.t - L.margin.b;
+      const pw = L.width - L.margin.l - L.margin.r;
+      L.annotations = [...(L.annotations ?? []), ...lines.map((text, i) => ({
+        text, x: -L.margin.l / pw + 0.01, y: -(L.margin.b - extra + 4 + 15 * i) / ph, xref: "paper", yref: "paper", showarrow: false as const,
+        xanchor: "left" as const, yanchor: "top" as const, font: { size: 10, color: "#666" },
+      }))];
+    }
+    spec = { ...spec, width: L.width, height: L.height, svg: lines.length ? figureToSvg(fig) : spec.svg };
+  }
   return new View(spec, await svgToPng(spec.svg));
 }
