@@ -46,13 +46,16 @@ for (const [format, file] of [["hf", "."], ["gguf", "model.gguf"]] as const) {
     });
 
     textPrompts.forEach((p, i) => {
-      it(`text prompt ${i}: tokens, logits (rel <= ${TOL}), experts`, async () => {
+      it(`text prompt ${i}: tokens, logits (rel <= ${TOL}), experts, greedy`, async () => {
         const tokens = model.tokenize(p);
         sameInts("tokens", tokens, exp.get(`text${i}.tokens`)!.data);
         const trace = await model.run(tokens, { logitsLast: tokens.length, capture: { names: "routing" } });
         const err = expectClose("logits", trace.logits, exp.get(`text${i}.logits`)!.data, TOL);
         console.log(`[tinyscout ${format}] text ${i}: ${tokens.length} tokens, logits rel err ${err.toExponential(2)}`);
         for (let l = 0; l < 4; l++) sameInts(`layer ${l} experts`, trace.routing(l).experts, exp.get(`text${i}.layers.${l}.topk`)!.data);
+        const g = exp.get(`text${i}.greedy`)!.data;
+        const gen = await model.run(tokens, { maxNewTokens: g.length, stopAtEog: false });
+        sameInts("greedy", gen.generated, g);
       });
     });
 
@@ -70,6 +73,11 @@ for (const [format, file] of [["hf", "."], ["gguf", "model.gguf"]] as const) {
         const err = expectClose("logits", trace.logits, exp.get(`image${i}.logits`)!.data, TOL);
         console.log(`[tinyscout ${format}] image ${i}: ${vi.tokens.length} tokens, image features rel err ${errF.toExponential(2)}, logits ${err.toExponential(2)}`);
         for (let l = 0; l < 4; l++) sameInts(`layer ${l} experts`, trace.routing(l).experts, exp.get(`image${i}.layers.${l}.topk`)!.data);
+        // Greedy answer through the KV cache, as the training code decodes it (full recompute each step).
+        const g = exp.get(`image${i}.greedy`)!.data;
+        const gen = await model.run(vi.tokens, { maxNewTokens: g.length, embedOverride: vi.embedOverride, stopAtEog: false });
+        sameInts("greedy answer", gen.generated, g);
+        console.log(`[tinyscout ${format}] image ${i}: greedy answer ${JSON.stringify(model.decode(gen.generated))}`);
       });
     });
   });

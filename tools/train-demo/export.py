@@ -215,6 +215,12 @@ def expected(model, tok, out, scenes):
             logits, aux = m(torch.tensor([ids]), want=("out",))
             T += [(f"text{i}.tokens", np.array(ids), "I32"), (f"text{i}.logits", logits[0].numpy(), "F32")]
             T += [(f"text{i}.layers.{l}.topk", r["topk"].numpy(), "I32") for l, r in enumerate(aux["routes"])]
+            gen = []  # 12 greedy tokens
+            while len(gen) < 12:
+                lg, _ = m(torch.tensor([ids + gen]))
+                gen.append(int(lg[0, -1].argmax()))
+            T += [(f"text{i}.greedy", np.array(gen), "I32")]
+            print(f"text {i}: {p!r} -> {tok.decode(gen)!r}")
         for i, s in enumerate(scenes):
             text = "<|begin_of_text|>" + turn("user", "<|image|>" + s["question"]) + "<|header_start|>assistant<|header_end|>\n\n"
             smp = tokenize_sample(tok, {"text": text, "objects": s["objects"], "image": None})
@@ -225,6 +231,12 @@ def expected(model, tok, out, scenes):
             T += [(f"image{i}.tokens", np.array(ids), "I32"), (f"image{i}.logits", logits[0].numpy(), "F32"),
                   (f"image{i}.image_embeds", emb.numpy(), "F32")]
             T += [(f"image{i}.layers.{l}.topk", r["topk"].numpy(), "I32") for l, r in enumerate(aux["routes"])]
+            gen = []  # greedy answer, up to and including <|eot|> (at most 24 tokens)
+            while len(gen) < 24 and (not gen or gen[-1] != tok.sid("<|eot|>")):
+                lg, _ = m(torch.tensor([ids + gen]), px)
+                gen.append(int(lg[0, -1].argmax()))
+            T += [(f"image{i}.greedy", np.array(gen), "I32")]
+            print(f"image {i}: {s['question']!r} -> {tok.decode(gen)!r}")
     meta = {"text_prompts": json.dumps(TEXT_PROMPTS), "image_prompts": json.dumps([s["question"] for s in scenes])}
     write_safetensors(os.path.join(out, "expected.safetensors"), T, meta)
     model.float()

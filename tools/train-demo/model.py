@@ -348,6 +348,7 @@ class TinyScout(nn.Module):
         h = self.language_model.model.embed_tokens(tokens)
         if pixels is not None and len(pixels):
             emb = self.image_embeds(pixels).to(h.dtype)  # [n_img, n, D]
+            self.last_image_embeds = emb  # for training-time probes (train.py --aux-vision)
             mask = tokens == self.patch_id
             h = h.masked_scatter(mask[..., None], emb.reshape(-1, emb.shape[-1]))  # row-major over (batch, position)
         pos = torch.arange(tokens.shape[1])

@@ -33,6 +33,26 @@ def batch_from(samples, tok):
     return ids, px
 
 
+def probe_labels(samples):
+    """Per image token (6x6 grid of 28-px cells, row-major): its cell index, and the colour / shape of the
+    object whose box holds the cell centre (0 = background)."""
+    from data import COLOURS, SHAPES
+    cols, shps = list(COLOURS), list(SHAPES)
+    cell, colour, shape = [], [], []
+    for s in samples:
+        for t in range(36):
+            cy, cx = (t // 6 + 0.5) * 28, (t % 6 + 0.5) * 28
+            c = sh = 0
+            for o in s["objects"]:
+                x0, y0, x1, y1 = o["box"]
+                if x0 <= cx < x1 and y0 <= cy < y1:
+                    c, sh = cols.index(o["colour"]) + 1, shps.index(o["shape"]) + 1
+            cell.append(t)
+            colour.append(c)
+            shape.append(sh)
+    return {"cell": torch.tensor(cell), "colour": torch.tensor(colour), "shape": torch.tensor(shape)}
+
+
 def get_tokenizer(out):
     path = os.path.join(out, "tokenizer-merges.json")
     if os.path.exists(path):
@@ -52,19 +72,30 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
     ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--until", type=int, default=0, help="stop after this step (the schedule still follows --steps)")
+    ap.add_argument("--aux-vision", type=float, default=0.0,
+                    help="weight of training-only probes on the image tokens (cell index, colour, shape under the token centre)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
     tok = get_tokenizer(args.out)
     model = TinyScout(tok.vocab_size, tok.sid("<|patch|>"))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    D = model.language_model.cfg["hidden_size"]
+    probes = torch.nn.ModuleDict({"cell": torch.nn.Linear(D, 36), "colour": torch.nn.Linear(D, 5), "shape": torch.nn.Linear(D, 4)})
+    params = list(model.parameters()) + (list(probes.parameters()) if args.aux_vision else [])
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
     step0 = 0
     ckpt = os.path.join(args.out, "ckpt.pt")
     if args.resume and os.path.exists(ckpt):
         st = torch.load(ckpt)
         model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
+        if "probes" in st:
+            probes.load_state_dict(st["probes"])
+        if len(st["opt"]["param_groups"][0]["params"]) == len(params):
+            opt.load_state_dict(st["opt"])
+        else:  # probes added on resume: fresh optimizer state for every parameter
+            print("optimizer state reset (parameter set changed)")
         step0 = st["step"]
     rng = random.Random(args.seed * 1000003 + 17)
     for _ in range(step0 * args.batch):  # replay the data stream (cheap: the rng only)
@@ -75,7 +106,7 @@ def main():
     t0 = time.time()
     n_steps = args.bench or args.steps
     warm = 50
-    for step in range(step0, n_steps):
+    for step in range(step0, min(n_steps, args.until or n_steps)):
         lr = args.lr * min(1, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / n_steps)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -92,17 +123,23 @@ def main():
             f = torch.bincount(top, minlength=E).float() / top.numel()
             bal = bal + E * (f * z.softmax(-1).mean(0)).sum()
         loss = lm + args.aux * bal / len(aux["routes"])
+        if args.aux_vision and px is not None:
+            emb = model.last_image_embeds.reshape(-1, D)
+            lab = probe_labels([s for s in samples if s["image"] is not None])
+            pl = sum(F.cross_entropy(probes[k](emb), lab[k]) for k in ("cell", "colour", "shape"))
+            loss = loss + args.aux_vision * pl
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 10 == 0 or step == n_steps - 1:
-            msg = f"step {step} loss {lm.item():.4f} bal {float(bal) / len(aux['routes']):.3f} lr {lr:.2e} t {time.time() - t0:.0f}s"
+            msg = f"step {step} loss {lm.item():.4f} probes {float(pl) if args.aux_vision and px is not None else 0:.3f} bal {float(bal) / len(aux['routes']):.3f} lr {lr:.2e} t {time.time() - t0:.0f}s"
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
-        if (step + 1) % 100 == 0 or step == n_steps - 1:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "args": vars(args)}, ckpt + ".tmp")
+        if (step + 1) % 100 == 0 or step == n_steps - 1 or step + 1 == args.until:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1, "args": vars(args),
+                        "probes": probes.state_dict()}, ckpt + ".tmp")
             os.replace(ckpt + ".tmp", ckpt)
     if args.bench:
         print(f"{(time.time() - t0) / args.bench:.3f} s/step")
