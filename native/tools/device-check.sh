@@ -13,6 +13,10 @@
 #        with the device tool: run(command="bash native/tools/device-check.sh",
 #          carry=["build-cuda/Release/moescope.node", "dist", ".devcarry"], timeout_s=420)
 #        Results: the printed table, and $OUT/device-check.json (or /tmp/device-check/).
+#   Without node (none there, none carried), it runs the node-free C++ check instead:
+#        build-cuda/moescope-cuda-check (also built by build:cuda): CPU vs CUDA on the fixtures with every
+#        hook and the interventions, then prefill/decode speed, bandwidth fraction, capture overhead.
+#        carry=["build-cuda/moescope-cuda-check"] is then enough (3 MB instead of ~30 MB).
 #   With nvcc, cmake and node_modules on the GPU machine, MOESCOPE_REBUILD=1 compiles the addon there
 #   instead (node tools/build-native.js picks the CUDA build by itself when a GPU is present).
 set -euo pipefail
@@ -31,10 +35,26 @@ if [ "${1:-}" = "--pack" ]; then
 fi
 
 start=$(date +%s)
-# --- node: the machine's, or the carried one ------------------------------------------------------
+out="${OUT:-/tmp/device-check}"
+mkdir -p "$out"
+# --- node: the machine's, or the carried one; without either, the node-free C++ check -------------
 NODE=$(command -v node || true)
+if [ -z "$NODE" ] && [ ! -f .devcarry/node.xz ]; then
+  [ -x build-cuda/moescope-cuda-check ] || { echo "no node, no .devcarry/node.xz, no build-cuda/moescope-cuda-check: run --pack here first"; exit 2; }
+  echo "[device-check] no node: running the C++ check (build-cuda/moescope-cuda-check)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
+  F=tests/fixtures/golden; P=$F/prompts
+  status=0
+  { ./build-cuda/moescope-cuda-check $F/tiny-scout/model.gguf:$P/p1.txt $F/tiny-scout/hf:$P/p3.txt $F/tiny-scout-f16/model.gguf:$P/p1.txt \
+      $F/tiny-scout-bf16/hf:$P/p1.txt $F/tiny-maverick/model.gguf:$P/p1.txt $F/tiny-maverick/hf:$P/p_long.txt || status=1
+    ./build-cuda/moescope-cuda-check --tol 1e-4 $F/tiny-scout-q8_0/model.gguf:$P/p1.txt $F/small-scout-Q8_0/model.gguf:$P/p1.txt \
+      $F/small-scout-Q6_K/model.gguf:$P/p3.txt $F/small-scout-Q4_K_M/model.gguf:$P/p1.txt || status=1
+    ./build-cuda/moescope-cuda-check --bench $F/small-scout-Q4_K_M/model.gguf $F/tiny-scout-bf16/model.gguf || status=1
+  } 2>&1 | tee "$out/device-check.log"
+  echo "[device-check] $(( $(date +%s) - start )) s, exit $status"
+  exit $status
+fi
 if [ -z "$NODE" ]; then
-  [ -f .devcarry/node.xz ] || { echo "no node here and none carried: run 'bash native/tools/device-check.sh --pack' first and carry .devcarry"; exit 2; }
   xz -dc .devcarry/node.xz > /tmp/moescope-node && chmod +x /tmp/moescope-node
   NODE=/tmp/moescope-node
 fi
@@ -53,8 +73,6 @@ fi
 [ -f dist/engine/src/model.js ] || { echo "dist/ missing: carry it (npm run build:ts)"; exit 2; }
 
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,driver_version --format=csv,noheader 2>/dev/null || echo "(nvidia-smi unavailable)"
-out="${OUT:-/tmp/device-check}"
-mkdir -p "$out"
 status=0
 timeout 600 "$NODE" native/tools/device-check.js --out "$out" "$@" 2>&1 | tee "$out/device-check.log" || status=$?
 echo "[device-check] $(( $(date +%s) - start )) s, exit $status"
