@@ -58,6 +58,12 @@ class Probes(unittest.TestCase):
         self.assertEqual(reply["content"]["status"], "ok")
         print(f"\n    10,000-line burst: {took:.2f}s, {types.count('stream')} stream messages", end="")
 
+    def test_earlier_cell_variables_in_object_shorthand(self):
+        execute(self.kc, "const shortA = 1; let shortB = 'x';")
+        reply, msgs = execute(self.kc, "JSON.stringify({ shortA, shortB })")
+        self.assertEqual(reply["content"]["status"], "ok", reply["content"])
+        self.assertIn('{\\"shortA\\":1,\\"shortB\\":\\"x\\"}', json.dumps([m["content"] for m in msgs if m["msg_type"] == "execute_result"]))
+
     def test_fd_level_output_reaches_the_notebook(self):
         # What native printf does: write(2) on fd 1/2, below JavaScript; a child with inherited stdio does the same.
         code = 'import { execSync } from "child_process"; execSync("echo from-fd-1; echo from-fd-2 1>&2", { stdio: "inherit" }); undefined'

@@ -100,7 +100,7 @@ export class TsInterpreter implements Interpreter {
   }
 
   async doExecute(code: string, opts: { silent: boolean; executionCount: number }): Promise<ExecuteOutcome> {
-    const conv = this.convert(code);
+    const conv = this.convert(expandShorthandProperties(code));
     if (conv.diagnostics.length > 0) return this.diagnosticsOutcome(conv.diagnostics);
     if (!conv.output) {
       this.prevDecl = conv.declOutput || "";
@@ -214,4 +214,24 @@ export class TsInterpreter implements Interpreter {
     this.interrupt();
     try { this.converter.close(); } catch { /* closing is best effort */ }
   }
+}
+
+/**
+ * `{ a }` -> `{ a: a }`. tslab's converter rewrites references to earlier cells' variables into
+ * `exports.a`, but not shorthand properties, so `JSON.stringify({ a })` in a later cell threw
+ * "a is not defined". The two forms mean the same in every object literal (and in destructuring
+ * assignments), and the edit stays on the same line, so diagnostics keep their line numbers.
+ */
+export function expandShorthandProperties(code: string): string {
+  const ts = tsForTslab;
+  const sf = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const ends: Array<[number, string]> = [];
+  const visit = (node: any): void => {
+    if (node.kind === ts.SyntaxKind.ShorthandPropertyAssignment) ends.push([node.name.end, node.name.text]);
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  let out = code;
+  for (const [end, name] of ends.sort((x, y) => y[0] - x[0])) out = `${out.slice(0, end)}: ${name}${out.slice(end)}`;
+  return out;
 }
