@@ -61,6 +61,10 @@ let frontend: Frontend | undefined;
 export function setFrontend(f: Frontend | undefined): void {
   frontend = f;
 }
+/** Whether displays reach a notebook (a kernel installed its frontend). */
+export function hasFrontend(): boolean {
+  return frontend !== undefined;
+}
 
 /** The bundle an object shows as (used for cell results too). */
 export function toMimeBundle(obj: unknown): MimeBundle {

@@ -5,6 +5,7 @@
  * kernel sets per cell).
  */
 import { effectiveSignal } from "./cancel";
+import { hasFrontend, progress, Progress } from "./display";
 import { applyChatTemplate, ChatMessage } from "./chat";
 import { CancelledError, CaptureBudgetError, invalidParameter, MoescopeError, wrapNative } from "./errors";
 import { resolveHookNames } from "./hooks";
@@ -55,6 +56,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   onToken?: (token: { id: number; text: string; index: number }) => void;
   onProgress?: (p: { phase: string; done: number; total: number }) => void;
+  /**
+   * A progress line (tokens done, tokens/s) updated in place in the notebook. Default: shown inside a
+   * kernel for runs that take a while (a prompt of 512 tokens or more, or 32 or more new tokens).
+   */
+  progress?: boolean;
   /** Refuse captures larger than this (default 4 GiB). */
   captureBudgetBytes?: number;
   /**
@@ -193,14 +199,25 @@ export class Model {
     signal?.addEventListener("abort", onAbort);
     const decoder = new TextDecoder("utf-8");
     let index = 0;
+    const showProgress = opts.progress ?? (hasFrontend() && (tokens.length >= 512 || maxNew >= 32));
+    let bar: Progress | undefined;
     const onEvent = (e: NativeEvent) => {
       if (e.type === "token") {
         const text = decoder.decode(this.native.tokenBytes(e.token), { stream: true });
         opts.onToken?.({ id: e.token, text, index: index++ });
-      } else opts.onProgress?.({ phase: e.phase, done: e.done, total: e.total });
+        return;
+      }
+      opts.onProgress?.({ phase: e.phase, done: e.done, total: e.total });
+      if (!showProgress) return;
+      if (e.done === 0 || (e.phase === "decode" && e.done === 1)) {
+        bar?.done();
+        bar = progress(e.total, { unit: "tokens", label: e.phase === "prefill" ? "prompt" : "generating" });
+      }
+      bar?.set(e.done);
+      if (e.done === e.total) bar?.done();
     };
     try {
-      const r = await this.native.run(request, flag, opts.onToken || opts.onProgress ? onEvent : null);
+      const r = await this.native.run(request, flag, opts.onToken || opts.onProgress || showProgress ? onEvent : null);
       const all = new Int32Array(tokens.length + r.generated.length);
       all.set(tokens);
       all.set(r.generated, tokens.length);

@@ -103,3 +103,27 @@ describe("threads", () => {
     sameInts("same greedy with 1 and 2 threads", a.generated, b.generated);
   });
 });
+
+describe("progress display", () => {
+  it("inside a kernel, long runs show a progress line updated in place", async () => {
+    const { setFrontend } = await import("../../engine/src/display");
+    const shown: { id: string; update: boolean; text: string }[] = [];
+    setFrontend({
+      display: (b, o) => shown.push({ id: o.displayId, update: o.update, text: String(b.data["text/plain"]) }),
+      clearOutput: () => {}, commOpen: () => {}, commMsg: () => {}, commClose: () => {},
+    });
+    try {
+      const m = await Model.load(fixture("tiny-scout", "model.gguf"));
+      await m.run(m.tokenize(prompt("p1")), { maxNewTokens: 40, stopAtEog: false });
+      const gen = shown.filter((s) => s.text.startsWith("generating"));
+      expect(gen[0].update).toBe(false);
+      expect(gen.slice(1).every((s) => s.update && s.id === gen[0].id)).toBe(true);
+      expect(gen[gen.length - 1].text).toMatch(/^generating: 40\/40 tokens, [\d.]+ tokens\/s, .* \(done\)$/);
+      shown.length = 0;
+      await m.run(m.tokenize(prompt("p1")), { maxNewTokens: 4 });
+      expect(shown).toEqual([]); // short runs stay quiet
+    } finally {
+      setFrontend(undefined);
+    }
+  });
+});
