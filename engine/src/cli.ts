@@ -10,7 +10,7 @@ import { Trace } from "./trace";
 import { visionTraceInputs } from "./images/trace-inputs";
 
 const GENERATE: OptionSpec = {
-  model: { type: "string", help: "GGUF file or Hugging Face folder" },
+  model: { type: "string", help: "GGUF file or Hugging Face folder (default: TinyScout, models/tinyscout)" },
   prompt: { type: "string", help: "prompt text (special tokens like <|eot|> are parsed)" },
   "prompt-file": { type: "string", help: "file holding the prompt" },
   "max-tokens": { type: "number", help: "tokens to generate (default 128)" },
@@ -22,7 +22,7 @@ const GENERATE: OptionSpec = {
 };
 
 const TRACE: OptionSpec = {
-  model: { type: "string", help: "GGUF file or Hugging Face folder" },
+  model: { type: "string", help: "GGUF file or Hugging Face folder (default: TinyScout, models/tinyscout)" },
   "prompt-file": { type: "string", help: "file holding the prompt" },
   prompt: { type: "string", help: "prompt text" },
   out: { type: "string", help: "output .safetensors file" },
@@ -55,7 +55,7 @@ function need(command: string, o: Record<string, unknown>, name: string, spec: O
 
 async function generate(args: string[]): Promise<number> {
   const o = parseArgs("generate", args, GENERATE);
-  const model = await Model.load(need("generate", o, "model", GENERATE), { threads: o.threads as number | undefined });
+  const model = await Model.load(o.model as string | undefined, { threads: o.threads as number | undefined });
   const prompt = readPrompt("generate", o);
   const ac = new AbortController();
   process.once("SIGINT", () => ac.abort());
@@ -148,7 +148,7 @@ const FIXTURE_HOOKS = ["blocks.*.hook_resid_post", "routing", "blocks.*.attn.hoo
 async function trace(args: string[]): Promise<number> {
   const o = parseArgs("trace", args, TRACE);
   const outFile = need("trace", o, "out", TRACE);
-  const model = await Model.load(need("trace", o, "model", TRACE), { threads: o.threads as number | undefined });
+  const model = await Model.load(o.model as string | undefined, { threads: o.threads as number | undefined });
   let tokens = model.tokenize(readPrompt("trace", o));
   // --- images (issue 7): expand <|image|>, encode the tiles, splice the features at <|patch|> ---
   let vision: Awaited<ReturnType<typeof visionTraceInputs>> | undefined;

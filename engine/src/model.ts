@@ -4,6 +4,8 @@
  * computes runs on native worker threads and obeys an AbortSignal (its own, else the ambient one the
  * kernel sets per cell).
  */
+import * as fs from "fs";
+import * as nodePath from "path";
 import { effectiveSignal } from "./cancel";
 import { hasFrontend, progress, Progress } from "./display";
 import { applyChatTemplate, ChatMessage } from "./chat";
@@ -77,6 +79,13 @@ export interface ModelConfig extends NativeInfo {}
 
 const DEFAULT_BUDGET = 4 * 1024 ** 3;
 
+export function defaultModelPath(): string {
+  if (process.env.MOESCOPE_MODEL) return process.env.MOESCOPE_MODEL;
+  let root = __dirname;
+  while (!fs.existsSync(nodePath.join(root, "package.json")) && nodePath.dirname(root) !== root) root = nodePath.dirname(root);
+  return nodePath.join(root, "models", "tinyscout");
+}
+
 function concatRows(rows: Float32Array[]): Float32Array {
   const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
   let o = 0;
@@ -98,7 +107,12 @@ export class Model {
    * `device`: "cpu" (default), "cuda" (the CUDA backend; an error if this build or machine has none)
    * or "auto" (CUDA when available, else the CPU). Same numbers, hooks and interventions on both.
    */
-  static async load(path: string, opts: { threads?: number; device?: "cpu" | "cuda" | "auto" } = {}): Promise<Model> {
+  /**
+   * Loads a checkpoint. With no path: $MOESCOPE_MODEL, else TinyScout, the small Llama 4 trained for
+   * exploring that ships in models/tinyscout.
+   */
+  static async load(path?: string, opts: { threads?: number; device?: "cpu" | "cuda" | "auto" } = {}): Promise<Model> {
+    path ??= defaultModelPath();
     if (typeof path !== "string" || !path) throw invalidParameter("path", "a GGUF file or a Hugging Face folder", path);
     // MOESCOPE_DEVICE sets the default (native/tools/device-check.sh runs the fixture suite on CUDA with it).
     const device = opts.device ?? ((process.env.MOESCOPE_DEVICE || "cpu") as "cpu" | "cuda" | "auto");
