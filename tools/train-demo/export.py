@@ -258,7 +258,7 @@ def main():
     scenes, qs = [], ["describe the image.", "where is the {c} {s}?", "what colour is the {s}?"]
     for i in range(3):
         objs = make_scene(rng)
-        while len(objs) < 2:
+        while len(objs) < 2 or (i == 2 and [o["shape"] for o in objs].count(objs[0]["shape"]) > 1):
             objs = make_scene(rng)
         img = render(objs, rng)
         q = qs[i].format(c=objs[0]["colour"], s=objs[0]["shape"])
