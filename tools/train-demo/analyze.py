@@ -130,7 +130,10 @@ def hit(token, box):
     return box[0] <= cx < box[2] and box[1] <= cy < box[3]
 
 
-def pointing(model, tok, val_samples, test_samples):
+def pointing(model, tok, val_samples, test_samples, query="object"):
+    """query "object": the map is read at the object word itself (the claim's definition). query "answer": at
+    the token whose next-token prediction is the object's position word ("the" in "... at the | top left"),
+    i.e. where the model must know the location (a diagnostic, reported separately)."""
     patch = tok.sid("<|patch|>")
     L = len(model.language_model.model.layers)
     H = model.language_model.cfg["num_attention_heads"]
@@ -141,6 +144,11 @@ def pointing(model, tok, val_samples, test_samples):
             for b, s in enumerate(chunk):
                 img_pos = [i for i, t in enumerate(s["tokens"]) if t == patch]
                 for p, k in s["refs"]:
+                    if query == "answer":
+                        nxt = [i for i in range(p + 1, len(s["cats"])) if s["cats"][i] == 3]
+                        if not nxt:
+                            continue
+                        p = nxt[0] - 1
                     m = torch.stack([aux["probs"][l][b, :, p, img_pos] for l in range(L)]).numpy()
                     rows.append((m, s["objects"][k]["box"], [o["box"] for o in s["objects"]]))
         return rows
@@ -217,6 +225,8 @@ def main():
     ap.add_argument("--n-point", type=int, default=240)
     ap.add_argument("--n-qa", type=int, default=120)
     ap.add_argument("--out", default=os.path.join(here, "..", "..", "models", "tinyscout", "claims.json"))
+    ap.add_argument("--answer-maps", action="store_true",
+                    help="only add the pointing game read at the answer position (trained and untrained) to an existing --out")
     ap.add_argument("--save-heldout", default="", help="folder to write the held-out sets to (PNGs + heldout.json), for the engine's check")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -226,6 +236,17 @@ def main():
     mi_set = [tokenize_sample(tok, make_sample(rng)) for _ in range(a.n_mi)]
     rng = random.Random(777)
     val_set, test_set = ground_samples(tok, rng, a.n_point // 2), ground_samples(tok, rng, a.n_point)
+    if a.answer_maps:
+        res = json.load(open(a.out))
+        torch.manual_seed(0)
+        from model import TinyScout
+        init = TinyScout(tok.vocab_size, tok.sid("<|patch|>")).eval()
+        res["pointing_game_at_answer"] = pointing(model, tok, val_set, test_set, "answer")
+        res["untrained"]["pointing_game_at_answer"] = pointing(init, tok, val_set, test_set, "answer")
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
+        print(json.dumps(res["pointing_game_at_answer"]), json.dumps(res["untrained"]["pointing_game_at_answer"]))
+        return
     if a.save_heldout:
         save_heldout(a.save_heldout, {"mi": mi_set, "point_val": val_set, "point_test": test_set})
     res = {"checkpoint": a.ckpt,
