@@ -208,14 +208,13 @@ const trace = await model.run("the red square is at the top left. the blue circl
 trace.moeLayers.map((l) => \`layer \${l}: \${layerKind(trace, l)}\`)`),
   md(`## A local (RoPE, chunked) layer
 
-All heads of layer 0. On a short prompt the chunk boundary is never crossed, so the mask is just causal; what differs is the *shape* of attention. RoPE layers tend to show **diagonal and previous-token patterns**: position is encoded, so "look one back" is easy to learn.`),
+All heads of layer 0. On a short prompt the chunk boundary is never crossed, so the mask is just causal; what differs is the *shape* of attention. Look for **diagonals** (a head that attends to the token itself or the one before it): RoPE encodes relative position, so "look one back" is easy to learn in these layers.`),
   code(`await attentionHeads(trace, { layer: 0 })`),
   md(`## The global NoPE layer
 
-With no positional encoding the only thing a NoPE head can use is content, so patterns are **vertical stripes**: many queries attend to the same key tokens (often the first token, punctuation, or the content words the question needs).`),
-  code(`const last = model.config.nLayer - 1;
-await attentionHeads(trace, { layer: model.config.layers.findIndex((p) => !p.useRope) })`),
-  md(`Where does the final token (the "?") look, per layer? Tinted text, one head summed.`),
+With no positional encoding a NoPE head can only use content (and the causal mask), so look for **columns** rather than diagonals: many queries attending to the same key tokens (the first token, punctuation, or the content words the question needs), wherever they are.`),
+  code(`await attentionHeads(trace, { layer: model.config.layers.findIndex((p) => !p.useRope) })`),
+  md(`Where does the final token (the "?") look in the global layer? Tinted text, the mean of its heads: the words it needs to answer should stand out.`),
   code(`const q = trace.tokens.length - 1;
 await attentionText(trace, { layer: model.config.layers.findIndex((p) => !p.useRope), query: q })`),
   md(`## Temperature tuning
