@@ -47,7 +47,7 @@ model.tokenStrings(ids)`),
 console.log("\\n---", g1.trace.stopReason, "after", g1.tokens.length, "new tokens");`),
   md(`## The chat template
 
-Instruct Llama 4 wraps turns in header tokens (spec §4.3): \`<|header_start|>role<|header_end|>\\n\\n content <|eot|>\`, and the generation prompt ends with the assistant header. \`model.chat\` writes exactly that; generation stops at \`<|eot|>\` (an end-of-generation token).`),
+Instruct Llama 4 wraps turns in header tokens (spec §4.3): \`<|header_start|>role<|header_end|>\\n\\n content <|eot|>\`, and the generation prompt ends with the assistant header. \`model.chat\` writes exactly that (the tokenizer adds \`<|begin_of_text|>\` in front); generation stops at \`<|eot|>\`, an end-of-generation token.`),
   code(`const prompt = model.chat([{ role: "user", content: "what colour is the sky?" }]);
 prompt`),
   code(`const g2 = await model.generate(prompt, { maxNewTokens: 16, onToken: (t) => process.stdout.write(t.text) });
@@ -119,7 +119,7 @@ Expert load per layer (and the routing entropy): a balanced layer uses all exper
   code(`await coactivation(trace, { layer: 0 })`),
   md(`## Specialization, measured
 
-One example proves nothing. Run the model over many sentences, label each token with a category (colour word, shape word, position word, image token, function word), and measure the **mutual information** between category and chosen expert, per layer. The baseline is the same computation with the categories shuffled: what MI looks like by chance for this many tokens. (TinyScout's training report does this on a held-out set of thousands of tokens; here we use a quick sample.)`),
+One example proves nothing. Run the model over many sentences, label each token with a category (colour word, shape word, position word, image token, function word), and measure the **mutual information** between category and chosen expert, per layer. The baseline is the same computation with the categories shuffled: what MI looks like by chance for this many tokens. We use TinyScout's held-out set (samples never seen in training, every token labelled by the data generator); TinyScout's training report (\`models/tinyscout/claims.json\`) gives the same measurement from the training code, so the two can be compared.`),
   code(`const COLOUR = new Set(["red", "green", "blue", "yellow", "colour", "colours"]);
 const SHAPE = new Set(["circle", "square", "triangle", "circles", "squares", "triangles", "shape", "shapes"]);
 const POSITION = new Set(["top", "bottom", "left", "right", "center", "middle"]);
@@ -136,6 +136,7 @@ const sentences = [
 ];
 const stats = new RoutingStats(model.config);
 const cats: number[] = [];
+const tokIds: number[] = [];   // the word type of each labelled token (its id), for the stricter baseline below
 const chosen: number[][] = model.config.layers.map(() => []);
 const imageToken = model.config.imageTokenId;
 async function addRun(tr: any, patchSet: Set<number>) {
@@ -145,18 +146,34 @@ async function addRun(tr: any, patchSet: Set<number>) {
     const c = category(tr.tokenTexts[p], patchSet.has(p));
     if (c < 0) continue;
     cats.push(c);
+    tokIds.push(tr.tokens[p]);
     for (let l = 0; l < L; l++) { const r = tr.routing(l); chosen[l].push(r.experts[r.positions.indexOf(p) * r.k]); }
   }
 }
-for (const s of sentences) await addRun(await model.run(s, { capture: "routing" }), new Set());
-for (const s of scenes) {
+// TinyScout ships a held-out set with every token already labelled (category 5 = special tokens, left out);
+// other models get the sentences above and the example scenes, labelled by the word lists.
+const heldFile = path.join(model.path, "heldout", "heldout.json");
+const heldMi: any[] = fs.existsSync(heldFile) ? JSON.parse(fs.readFileSync(heldFile, "utf8")).mi ?? [] : [];
+for (const h of heldMi) {
+  const ids = Int32Array.from(h.tokens);
+  const tr = h.image ? (await runWithImages(model, model.tokenize(h.text, { bos: false }), [path.join(model.path, "heldout", h.image)], { capture: "routing" })).trace : await model.run(ids, { capture: "routing" });
+  stats.add(tr);
+  h.cats.forEach((c: number, p: number) => {
+    if (c === 5) return;
+    cats.push(c);
+    tokIds.push(h.tokens[p]);
+    model.config.layers.forEach((_, l) => { const r = tr.routing(l); chosen[l].push(r.experts[r.positions.indexOf(p) * r.k]); });
+  });
+}
+if (!heldMi.length) for (const s of sentences) await addRun(await model.run(s, { capture: "routing" }), new Set());
+if (!heldMi.length) for (const s of scenes) {
   const c = imageChat([{ role: "user", content: [{ type: "image", image: scenePath(s) }, { type: "text", text: s.question }] }]);
   const r = await runWithImages(model, c.text, c.images, { capture: "routing" });
   const patches = new Set<number>();
   r.trace.tokens.forEach((t: number, i: number) => { if (r.trace.tokenTexts[i] === "<|patch|>") patches.add(i); });
   await addRun(r.trace, patches);
 }
-\`\${cats.length} labelled tokens\``),
+\`\${cats.length} labelled tokens from \${heldMi.length ? \`\${heldMi.length} held-out samples\` : "the sentences and example scenes"}\``),
   code(`function mi(x: number[], y: number[]): number {
   const n = x.length, joint = new Map<string, number>(), px = new Map<number, number>(), py = new Map<number, number>();
   for (let i = 0; i < n; i++) {
@@ -170,11 +187,35 @@ for (const s of scenes) {
 let seed = 1;
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
 const shuffled = (a: number[]) => { const b = a.slice(); for (let i = b.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [b[i], b[j]] = [b[j], b[i]]; } return b; };
+// Word-type shuffle: text tokens only; every word type keeps a single category, but which category is
+// permuted across word types (same number of types per category). That is the MI *any* grouping of the
+// vocabulary gets when routing depends on the token, whether or not the grouping means anything.
+const text = cats.map((c, i) => (c !== 4 ? i : -1)).filter((i) => i >= 0);
+const typeCat = new Map<number, number>();
+text.forEach((i) => typeCat.set(tokIds[i], cats[i]));
+const types = [...typeCat.keys()];
+const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
 chosen.map((e, l) => {
   const base = Array.from({ length: 20 }, () => mi(shuffled(cats), e));
-  return { layer: l, "MI bits": +mi(cats, e).toFixed(3), "shuffled mean": +(base.reduce((a, b) => a + b) / base.length).toFixed(3), "shuffled max": +Math.max(...base).toFixed(3) };
+  const eText = text.map((i) => e[i]);
+  const wordShuffle = Array.from({ length: 20 }, () => {
+    const perm = shuffled(types.map((t) => typeCat.get(t)!));
+    const newCat = new Map(types.map((t, k) => [t, perm[k]]));
+    return mi(text.map((i) => newCat.get(tokIds[i])!), eText);
+  });
+  return {
+    layer: l, "MI bits": +mi(cats, e).toFixed(3), "shuffled (max)": +Math.max(...base).toFixed(3),
+    "text-only MI": +mi(text.map((i) => cats[i]), eText).toFixed(3), "word-type shuffle (mean)": +mean(wordShuffle).toFixed(3),
+  };
 })`),
-  md(`If the MI column is well above the shuffled maximum, the router's choice carries information about what kind of token it is: the experts have **specialised**. Which expert took which category? \`RoutingStats.topTokens\` lists the tokens an expert sees most often.`),
+  md(`How to read the table, left to right:
+
+- **MI vs shuffled**: MI far above the label-shuffled maximum says the chosen expert carries information about the token's category. That is a weak test: image tokens are a category of their own, and routing depends heavily on the token id.
+- **text-only MI vs word-type shuffle**: the honest test. Keep only text tokens, and compare with arbitrary groupings of the same words (each word keeps one category, categories permuted across words). Only if the real categories beat arbitrary ones can we say experts specialise by *meaning* (colour, shape, position) rather than just by token.
+
+For the current TinyScout checkpoint the training report (\`tools/train-demo/README.md\`, "The two measured claims") finds the second test **negative**: routing is token-specific but not more category-specific than an arbitrary grouping of words. A measurement that can come out negative is the point of this notebook: run it on your own model.
+
+Which expert took which category, in the layer with the highest MI? \`RoutingStats.topTokens\` then lists the tokens each expert sees most often.`),
   code(`const nameOf = ["function", "colour", "shape", "position", "image"];
 const dominant = (l: number) => nameOf.map((name, c) => {
   const counts = new Map<number, number>();
@@ -263,7 +304,7 @@ const trace = await model.run(prompt, {
 JSON.stringify(model.decode(trace.generated))`),
   md(`## Norms by layer and position
 
-The residual norm usually grows with depth. The first token (\`<|begin_of_text|>\`) often carries a much larger norm than the rest: a common "attention sink" signature.`),
+The residual norm usually grows with depth, since every layer adds to it. Check whether one position stands out: in large models the first token (\`<|begin_of_text|>\`) often carries a far larger norm than the rest, the signature of an "attention sink" that heads use as a place to put attention they do not need.`),
   code(`await residualNorms(trace)`),
   md(`## Who writes what
 
@@ -378,7 +419,7 @@ for (const s of held) {
 }
 console.log(held.length ? \`\${held.length} held-out scenes, \${refs} object words, \${((Date.now() - t0) / 1000).toFixed(1)} s\` : "this model ships no held-out set");
 held.length ? [...hits.map((h, l) => ({ map: l < L ? \`layer \${l}\` : "all layers", "pointing accuracy": +(h / refs).toFixed(3) })), { map: "random baseline", "pointing accuracy": +(randomSum / refs).toFixed(3) }] : []`),
-  md(`Compare each row with the random baseline. A layer well above it has heads that look at the object a word names; a layer near it does not ground (often the global NoPE layer, whose heads attend by content across the whole prompt). TinyScout's training report (\`models/tinyscout/claims.json\`) gives the same measurement from the training code, per head, with the best head chosen on a separate validation split.`),
+  md(`Compare each row with the random baseline. A layer well above it has heads that look at the object a word names; a layer near it does not ground (often the global NoPE layer, whose heads attend by content across the whole prompt). TinyScout's training report (\`models/tinyscout/claims.json\`, explained in \`tools/train-demo/README.md\`) gives the same measurement from the training code, per head, with the best head chosen on a separate validation split, and a stricter baseline: the peak of a *random object token's* map. Against that baseline it finds the grounding claim **negative** for the current checkpoint, although the model answers "where is the X?" far above chance. Attention maps are a hypothesis about what the model uses; the occlusion map below tests it.`),
   md(`## Other maps: rollout and occlusion
 
 Attention is one view. **Rollout** multiplies attention through the layers (with the residual path), and **occlusion** is causal: grey out one image token's patch at a time and measure how much the probability of the answer drops. Occlusion is the slowest (one run per image token) but it answers "what does the model *need*?", not "what does it look at?".`),
@@ -514,7 +555,9 @@ for (const [preset, type] of [["scout", "Q4_K_M"], ["scout", "BF16"], ["maverick
   rows.push({ preset, type, "whole model": await plannedSize(preset, type), "1 layer": await plannedSize(preset, type, 1), "2 layers": await plannedSize(preset, type, 2) });
 }
 rows`),
-  md(`What the numbers mean for a run:
+  md(`Maverick alternates dense and MoE layers (spec §1.2: MoE on odd layers), so its 1-layer file has only a dense layer; the step from 1 to 2 layers is one MoE layer with 128 experts, about 10 GiB at Q4_K_M. For Scout (MoE everywhere, 16 experts) one layer is about 1.2 GiB.
+
+What the numbers mean for a run:
 
 - **Weights are memory-mapped**: the file's size is what must fit in RAM (CPU) or GPU memory. Scout at Q4_K_M is the laptop/workstation option; BF16 Scout and any Maverick need a big machine.
 - **Only the active part is read per token**: attention, the shared expert and *one* routed expert per layer (\`model.config.activeBytesPerToken\`), about 17B parameters for both models. Decode speed is bounded by how fast those bytes stream.
