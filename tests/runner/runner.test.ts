@@ -3,7 +3,8 @@
  * through a real moescope kernel over zeromq and checks the executed notebook as nbformat 4
  * (streams merged, a display updated from a later cell, clear_output(wait) honoured, execution
  * counts, the error captured and the cells after it left unrun), the HTML report, stderr progress
- * and the exit status. Needs the build (dist/), as `npm test` makes it.
+ * the exit status, and --timeout (SIGINT to the kernel, its KeyboardInterrupt recorded). Needs the build
+ * (dist/), as `npm test` makes it.
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -75,6 +76,21 @@ describe("notebook runner", () => {
     expect(last.execution_count).toBe(5);
     expect(joined(last.outputs[0].text)).toBe("never runs\n");
     expect(fs.existsSync(path.join(dir, "report.html"))).toBe(false);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("--timeout interrupts a cell that runs too long and records the kernel's KeyboardInterrupt", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-runner-test-"));
+    const nbFile = path.join(dir, "slow.ipynb");
+    const cell = (id: string, src: string) => ({ cell_type: "code", execution_count: null, id, metadata: {}, outputs: [], source: [src] });
+    fs.writeFileSync(nbFile, JSON.stringify({ cells: [cell("a", "await new Promise((r) => setTimeout(r, 30000));"), cell("b", "1")], metadata: {}, nbformat: 4, nbformat_minor: 5 }));
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [MAIN, "--timeout", "2", "--no-report", "--out", dir, nbFile], { encoding: "utf8", timeout: 60_000 });
+    expect(Date.now() - t0).toBeLessThan(25_000);
+    expect(r.status).toBe(1);
+    const nb = JSON.parse(fs.readFileSync(path.join(dir, "slow.ipynb"), "utf8"));
+    expect(nb.cells[0].outputs.find((o: any) => o.output_type === "error")).toMatchObject({ ename: "KeyboardInterrupt" });
+    expect(nb.cells[1].execution_count).toBeNull();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -22,6 +22,8 @@ export interface ExecuteResult {
   reply: Message;
   /** iopub messages whose parent is this request, status messages excluded. */
   iopub: Message[];
+  /** The cell ran past its time limit and was interrupted (the reply then reports the interrupt). */
+  interrupted: boolean;
 }
 
 export interface KernelClientOptions {
@@ -176,18 +178,22 @@ export class KernelClient {
       });
     });
     const reply = this.request(this.shell!, msg);
+    const done = Promise.all([reply, idle]);
     let timer: NodeJS.Timeout | undefined;
+    let interrupted = false;
     const limit = opts.timeoutMs ?? 0;
+    // Past the limit: SIGINT (the kernel's interrupt_mode is "signal"), then give the kernel a few
+    // seconds to end the cell with KeyboardInterrupt, so the notebook records the kernel's own error.
     const timeout = new Promise<never>((_, rej) => {
       if (limit > 0) timer = setTimeout(() => {
-        // The kernel's interrupt_mode is "signal": SIGINT ends the cell with KeyboardInterrupt.
+        interrupted = true;
         try { this.proc?.kill("SIGINT"); } catch { /* gone already */ }
-        rej(new Error(`cell did not finish within ${limit / 1000} s (interrupted)`));
+        timer = setTimeout(() => rej(new Error(`cell did not finish within ${limit / 1000} s and did not stop when interrupted`)), 5000);
       }, limit);
     });
     try {
-      const [r] = await Promise.race([Promise.all([reply, idle]), timeout]);
-      return { reply: r, iopub };
+      const [r] = await Promise.race([done, timeout]);
+      return { reply: r, iopub, interrupted };
     } finally {
       if (timer) clearTimeout(timer);
       this.iopubWaiters.delete(id);

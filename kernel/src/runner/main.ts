@@ -5,7 +5,8 @@
  *   node dist/kernel/src/runner/main.js [--out DIR] [--in-place] [--no-report] [--allow-errors]
  *                                       [--timeout SECONDS] [NOTEBOOK.ipynb ...]
  *
- * Default notebooks: notebooks/01-*.ipynb … 07-*.ipynb of this package, in order; default output
+ * Default notebooks: notebooks/01-*.ipynb … 07-*.ipynb of this package, in order; `--timeout` is per cell
+ * (default 600 s; past it the kernel gets SIGINT and the cell fails); default output
  * folder: out/notebooks (report: DIR/report.html). `--in-place` writes each executed notebook over
  * its source (how notebooks/make-walkthroughs.js commits outputs). Progress goes to stderr
  * ("[1/7] 01-quickstart: cell 3/12"); the paths written go to stdout. Exit status: 0 when every

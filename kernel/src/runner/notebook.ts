@@ -169,6 +169,11 @@ export async function runNotebook(file: string, opts: RunOptions = {}): Promise<
         const r = await client.execute(src, { timeoutMs: opts.cellTimeoutMs });
         r.iopub.forEach((m) => collector.handle(m));
         reply = r.reply;
+        if (r.interrupted) {
+          const note = `interrupted: the cell ran past the runner's limit of ${(opts.cellTimeoutMs ?? 0) / 1000} s (--timeout)`;
+          collector.handle({ header: { msg_type: "stream" }, content: { name: "stderr", text: note + "\n" } } as unknown as Message);
+          if (reply.content.status === "ok") reply = { ...reply, content: { ...reply.content, status: "error", ename: "Timeout", evalue: note } };
+        }
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
         collector.outputs.push({ output_type: "error", ename: "RunnerError", evalue: message, traceback: [message] });
