@@ -2,7 +2,7 @@
  * The notebook runner (kernel/src/runner, `npm start`): runs tests/runner/fixtures/small.ipynb
  * through a real moescope kernel over zeromq and checks the executed notebook as nbformat 4
  * (streams merged, a display updated from a later cell, clear_output(wait) honoured, execution
- * counts, the error captured and the cells after it left unrun), the HTML report, stderr progress
+ * counts, the error captured and the cells after it left unrun), the HTML report, stderr progress,
  * the exit status, and --timeout (SIGINT to the kernel, its KeyboardInterrupt recorded). Needs the build
  * (dist/), as `npm test` makes it.
  */
