@@ -404,7 +404,9 @@ class EndOfKernel(unittest.TestCase):
             self.assertEqual(km.provisioner.process.returncode, 3)
             km.restart_kernel(now=True)
             kc.wait_for_ready(timeout=60)
-            reply, _ = execute(kc, "1")
+            # The shell reply says the restarted kernel works. Its iopub messages may be published
+            # before the client's re-subscription is live (zmq's slow joiner), so they are not awaited.
+            reply = shell_reply(kc, kc.execute("1"))
             self.assertEqual(reply["content"]["status"], "ok")
         finally:
             kc.stop_channels()

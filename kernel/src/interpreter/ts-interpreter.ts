@@ -25,7 +25,11 @@ import { errorOutcome, KeyboardInterrupt } from "./errors";
 const tsForTslab = require("@tslab/typescript-for-tslab");
 // The converter module sets ts.sys.useCaseSensitiveFileNames at load; forward moescope before any converter exists.
 
-const DUPLICATE_SIGINT_MS = 150;
+// Two copies of one Ctrl-C (a process-group SIGINT plus the launcher's forwarded one) land within a
+// few milliseconds. A client that saw the next cell start and interrupts it takes far longer (a
+// round trip; measured 97-110 ms under load), so a longer window dropped real interrupts and left
+// `while (true) {}` running.
+const DUPLICATE_SIGINT_MS = 30;
 
 interface Running {
   ctrl: AbortController;
