@@ -17,6 +17,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "binding/errors.h"
 #include "binding/registry.h"
 #include "common/error.h"
 #include "io/json.h"
@@ -26,27 +27,7 @@ namespace {
 
 constexpr size_t kMaxTokenizerFile = size_t(1) << 30;  // Llama 4's tokenizer.json is ~30 MB
 
-[[noreturn]] void throw_js(Napi::Env env, const std::string& code, const std::string& msg) {
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, code));
-  throw e;
-}
-
-// Runs f, turning C++ exceptions into JS errors with a `code`.
-template <class F>
-auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const Error& e) {
-    throw_js(env, e.code, e.what());
-  } catch (const std::bad_alloc&) {
-    throw_js(env, "OUT_OF_MEMORY", "out of memory in the tokenizer");
-  } catch (const std::exception& e) {
-    throw_js(env, "INTERNAL", e.what());
-  }
-}
+[[noreturn]] void throw_js(Napi::Env env, const std::string& code, const std::string& msg) { throw make_error(env, code, msg); }
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
