@@ -27,12 +27,16 @@ class ThreadPool {
   int n_threads_;
   std::vector<std::thread> threads_;
   std::mutex job_mu_;  // one parallel_for at a time
-  std::mutex mu_;
-  std::condition_variable cv_start_, cv_done_;
+  // Job fields are written before generation_ is bumped and read after it is seen (release/acquire).
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0, job_chunk_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  // Threads spin briefly, then sleep on these; the counters say whether a notify is needed.
+  std::mutex mu_;
+  std::condition_variable cv_start_, cv_done_;
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> caller_sleeping_{false};
   bool stop_ = false;
 };
 
