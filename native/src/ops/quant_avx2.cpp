@@ -11,10 +11,12 @@
 // at 1e-5 of the products' root-sum-square, also for activations with a large common offset).
 //
 // Kernel shapes:
-//   ntok == 1 (decode GEMV, `gemv_*`): quants widened straight from memory into registers and
-//             multiplied; one pass over the weight bytes, no scratch. Q4_K/Q5_K turn quants into
-//             floats with an exponent trick (no conversion instruction) and take the sub-block
-//             sums of x, which dot_rows computes once for all its rows.
+//   ntok == 1 (decode GEMV, `gemv_*`): one pass over the weight bytes. Q8_0/Q4_0 quants are
+//             widened straight from memory; Q4_K/Q5_K/Q6_K first unpack a block's quants to bytes
+//             in a 256-byte stack buffer and widen from there (the cheapest way on AVX2: measured
+//             1.5x for Q6_K against widening from registers). Block and sub-block scales multiply
+//             partial sums, never single weights; K-quant mins use the sub-block sums of x, which
+//             dot_rows computes once for all its rows.
 //   ntok  > 1 (prefill): 256 weights at a time are decoded once into a 1 KiB scratch; dot
 //             multiplies the scratch into groups of up to 8 activation rows (8 FMA chains),
 //             dot_rows decodes 4 weight rows and runs 4-row x 2-token register tiles, so every
@@ -60,21 +62,8 @@ MS_INLINE __m256 u8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8
 MS_INLINE __m256 i8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
 MS_INLINE __m128i hi64(__m128i v) { return _mm_unpackhi_epi64(v, v); }
 
-// ---- sinks: where a decoder's vectors go. A decoder calls sink(off, w0..w3) with 32 consecutive
-// decoded weights starting at element `off` of the current block. ----
-
-// Decode GEMV: multiply into the activation row right away.
-struct DotSink {
-  const float* x;  // activations of the current block
-  __m256 a0, a1, a2, a3;
-  MS_INLINE void operator()(int off, __m256 w0, __m256 w1, __m256 w2, __m256 w3) {
-    a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + off + 0), a0);
-    a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + off + 8), a1);
-    a2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x + off + 16), a2);
-    a3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x + off + 24), a3);
-  }
-  MS_INLINE float total() const { return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))); }
-};
+// ---- sinks: where a decoder's vectors go (prefill). A decoder calls sink(off, w0..w3) with 32
+// consecutive decoded weights starting at element `off` of the current block. ----
 
 // Prefill: fill the scratch of the current block.
 struct StoreSink {
@@ -394,21 +383,19 @@ MS_INLINE void unpack_scales_k4(const uint8_t* q, uint8_t out[16]) {
 }
 
 // Q4_K and Q5_K: 32 bytes of qs hold sub-blocks 2j (low nibbles) and 2j+1 (high nibbles); Q5_K
-// adds the fifth bit of element l of sub-block s as bit s of qh[l].
-// The quant becomes a float without a conversion instruction: placed in the top mantissa bits of
-// BIAS (16.0f for 4 bits, 32.0f for 5) it reads as exactly BIAS + q. The bias is removed with the
-// min: d*(BIAS + q) - (BIAS*d + m) = d*q - m, using the sub-block sums xs of x.
+// adds the fifth bit of element l of sub-block s as bit s of qh[l]. The quants are first unpacked
+// to bytes in element order (32 at a time, a handful of byte operations), then widened from there
+// like Q8_0's and multiplied into x. The scale multiplies each 32-element sum once, and the min
+// term is m * (sum of x over the sub-block), from the sums xs.
 template <bool FIVE_BITS>
 MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_off, int64_t nb, const float* x,
                             const float* xs) {
-  constexpr int SHIFT = FIVE_BITS ? 18 : 19;  // q's top bit lands on mantissa bit 22
-  constexpr float BIAS = FIVE_BITS ? 32.0f : 16.0f;
-  const __m256i m4 = _mm256_set1_epi32(0x0F);
-  const __m256i magic = _mm256_castps_si256(_mm256_set1_ps(BIAS));
-  const __m256i bit5 = _mm256_set1_epi32(1 << (SHIFT + 4));
-  // Each block's d*sum((BIAS + q) x) and (BIAS*d + m)*sum(x) nearly cancel when x has a large
-  // common offset; subtracting them block by block keeps the running sum (and its rounding) at
-  // the size of the result instead of growing with the row.
+  const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+  alignas(32) uint8_t q[QK_K];
+  alignas(32) float dsc[8];
+  // Each block's sum of d*sc*q*x and its min term nearly cancel when x has a large common offset;
+  // subtracting them block by block keeps the running sum (and its rounding) at the size of the
+  // result instead of growing with the row.
   __m256 acc = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK_K, xs += 8) {
     const uint8_t* blk = base + k * block_bytes;
@@ -417,35 +404,34 @@ MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_o
     alignas(16) uint8_t sm[16];
     unpack_scales_k4(blk + 4, sm);
     const __m128i smv = _mm_load_si128((const __m128i*)sm);
-    const __m256 dsc = _mm256_mul_ps(d, u8_to_f32(smv));                   // d * sc, per sub-block
-    const __m256 mins = _mm256_mul_ps(dmin, u8_to_f32(hi64(smv)));          // dmin * m
-    const __m256 bm = _mm256_mul_ps(_mm256_fmadd_ps(_mm256_set1_ps(BIAS), dsc, mins), _mm256_loadu_ps(xs));
-    __m256 bd0 = _mm256_setzero_ps(), bd1 = _mm256_setzero_ps();
+    _mm256_store_ps(dsc, _mm256_mul_ps(d, u8_to_f32(smv)));                          // d * sc, per sub-block
+    const __m256 bm = _mm256_mul_ps(_mm256_mul_ps(dmin, u8_to_f32(hi64(smv))), _mm256_loadu_ps(xs));  // dmin * m * sum x
     const uint8_t* qs = blk + qs_off;
-    const uint8_t* qh = blk + 16;  // Q5_K only
+    const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)(blk + 16)) : _mm256_setzero_si256();
     MS_UNROLL for (int j = 0; j < 4; ++j) {
-      const float* xa = x + 64 * j;
-      const float* xb = xa + 32;
-      // Two independent chains per sum (elements l and l + 8 of each 16): with one chain the
-      // FMA latency, not the arithmetic, would set the pace.
-      __m256 sqa[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sqb[2] = {sqa[0], sqa[0]};
-      MS_UNROLL for (int l = 0; l < 32; l += 8) {
-        const int c = (l >> 3) & 1;
-        const __m256i v = load_u8x8(qs + 32 * j + l);
-        __m256i qa = _mm256_slli_epi32(_mm256_and_si256(v, m4), SHIFT);
-        __m256i qb = _mm256_slli_epi32(_mm256_srli_epi32(v, 4), SHIFT);
-        if (FIVE_BITS) {
-          const __m256i h = load_u8x8(qh + l);
-          qa = _mm256_or_si256(qa, _mm256_and_si256(_mm256_slli_epi32(h, SHIFT + 4 - 2 * j), bit5));
-          qb = _mm256_or_si256(qb, _mm256_and_si256(_mm256_slli_epi32(h, SHIFT + 4 - 2 * j - 1), bit5));
-        }
-        sqa[c] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_or_si256(qa, magic)), _mm256_loadu_ps(xa + l), sqa[c]);
-        sqb[c] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_or_si256(qb, magic)), _mm256_loadu_ps(xb + l), sqb[c]);
+      const __m256i v = _mm256_loadu_si256((const __m256i*)(qs + 32 * j));
+      __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      if (FIVE_BITS) {
+        const __m256i bit0 = _mm256_set1_epi8((char)(1 << (2 * j))), bit1 = _mm256_set1_epi8((char)(2 << (2 * j)));
+        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit0), bit0), sixteen));
+        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit1), bit1), sixteen));
       }
-      const __m256 d0 = _mm256_permutevar8x32_ps(dsc, _mm256_set1_epi32(2 * j));
-      const __m256 d1 = _mm256_permutevar8x32_ps(dsc, _mm256_set1_epi32(2 * j + 1));
-      bd0 = _mm256_fmadd_ps(d0, _mm256_add_ps(sqa[0], sqa[1]), bd0);
-      bd1 = _mm256_fmadd_ps(d1, _mm256_add_ps(sqb[0], sqb[1]), bd1);
+      _mm256_store_si256((__m256i*)(q + 64 * j), lo);
+      _mm256_store_si256((__m256i*)(q + 64 * j + 32), hi);
+    }
+    __m256 bd0 = _mm256_setzero_ps(), bd1 = _mm256_setzero_ps();
+    MS_UNROLL for (int s = 0; s < 8; s += 2) {
+      const uint8_t* q0 = q + 32 * s;
+      const float* x0 = x + 32 * s;
+      // Two sub-blocks, two independent chains each: with one chain the FMA latency would set the pace.
+      const __m256 s0 = _mm256_add_ps(
+          _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_u8x8(q0)), _mm256_loadu_ps(x0), _mm256_mul_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 8)), _mm256_loadu_ps(x0 + 8))),
+          _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 16)), _mm256_loadu_ps(x0 + 16), _mm256_mul_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 24)), _mm256_loadu_ps(x0 + 24))));
+      const __m256 s1 = _mm256_add_ps(
+          _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 32)), _mm256_loadu_ps(x0 + 32), _mm256_mul_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 40)), _mm256_loadu_ps(x0 + 40))),
+          _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 48)), _mm256_loadu_ps(x0 + 48), _mm256_mul_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 56)), _mm256_loadu_ps(x0 + 56))));
+      bd0 = _mm256_fmadd_ps(_mm256_broadcast_ss(dsc + s), s0, bd0);
+      bd1 = _mm256_fmadd_ps(_mm256_broadcast_ss(dsc + s + 1), s1, bd1);
     }
     // bm's lanes are sub-blocks, bd's are element positions: only the sum over lanes matters.
     acc = _mm256_add_ps(acc, _mm256_sub_ps(_mm256_add_ps(bd0, bd1), bm));
@@ -475,12 +461,45 @@ float gemv_q5_K(const block_q5_K* b, int64_t nb, const float* x) {
   return gemv_kquant_row<true>((const uint8_t*)b, sizeof(block_q5_K), offsetof(block_q5_K, qs), nb, x);
 }
 
-// Types without a factored GEMV decode into registers and multiply (the sink above).
-template <class T>
-float gemv_decode(const typename T::block* b, int64_t nb, const float* x) {
-  DotSink s{x, _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  for (int64_t k = 0; k < nb; ++k, s.x += T::QK) T::decode(b + k, s);
-  return s.total();
+// Q6_K: the quants are assembled 32 at a time as signed bytes (as Q6_K::decode does), widened to
+// float, and multiplied into x; the sub-block scale (one per 16 elements) multiplies the 16-element
+// sum once instead of every weight.
+float gemv_q6_K(const block_q6_K* b, int64_t nb, const float* x) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
+  const __m256i bias = _mm256_set1_epi8(32);
+  alignas(32) int8_t q[QK_K];  // the block's quants in element order; widened from here like Q8_0's
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k, x += QK_K) {
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = b[k].ql + 64 * h;
+      const __m256i a = _mm256_loadu_si256((const __m256i*)ql);
+      const __m256i c = _mm256_loadu_si256((const __m256i*)(ql + 32));
+      const __m256i qh = _mm256_loadu_si256((const __m256i*)(b[k].qh + 32 * h));
+      __m256i* out = (__m256i*)(q + 128 * h);
+      _mm256_store_si256(out + 0, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)), bias));
+      _mm256_store_si256(out + 1, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(c, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)), bias));
+      _mm256_store_si256(out + 2, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), _mm256_and_si256(qh, m30)), bias));
+      _mm256_store_si256(out + 3, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
+                                                                  _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)), bias));
+    }
+    // d * scale for each of the 16 sub-blocks of 16 elements.
+    const __m256 d = _mm256_set1_ps(half_to_float(b[k].d));
+    const __m128i sc = _mm_loadu_si128((const __m128i*)b[k].scales);
+    alignas(32) float ds[16];
+    _mm256_store_ps(ds, _mm256_mul_ps(d, i8_to_f32(sc)));
+    _mm256_store_ps(ds + 8, _mm256_mul_ps(d, i8_to_f32(hi64(sc))));
+    MS_UNROLL for (int s = 0; s < 16; s += 2) {
+      const int8_t* qs = q + 16 * s;
+      const float* xs = x + 16 * s;
+      const __m256 s0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_i8x8(qs)), _mm256_loadu_ps(xs),
+                                        _mm256_mul_ps(_mm256_cvtepi32_ps(load_i8x8(qs + 8)), _mm256_loadu_ps(xs + 8)));
+      const __m256 s1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_i8x8(qs + 16)), _mm256_loadu_ps(xs + 16),
+                                        _mm256_mul_ps(_mm256_cvtepi32_ps(load_i8x8(qs + 24)), _mm256_loadu_ps(xs + 24)));
+      acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(ds + s), s0, acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(ds + s + 1), s1, acc1);
+    }
+  }
+  return hsum(_mm256_add_ps(acc0, acc1));
 }
 
 // ---- the kernels ----
@@ -630,7 +649,7 @@ DotRowsFn avx2_dot_rows(uint32_t type_id) {
     case GgmlType::Q4_0: return dot_rows_blocks<Q4_0, gemv_q4_0>;
     case GgmlType::Q4_K: return dot_rows_blocks<Q4_K, gemv_q4_K>;
     case GgmlType::Q5_K: return dot_rows_blocks<Q5_K, gemv_q5_K>;
-    case GgmlType::Q6_K: return dot_rows_blocks<Q6_K, gemv_decode<Q6_K>>;
+    case GgmlType::Q6_K: return dot_rows_blocks<Q6_K, gemv_q6_K>;
     default: return nullptr;
   }
 }
@@ -645,7 +664,7 @@ DotFn avx2_dot(uint32_t type_id) {
     case GgmlType::Q4_0: return dot_blocks<Q4_0, gemv_q4_0>;
     case GgmlType::Q4_K: return dot_blocks<Q4_K, gemv_q4_K>;
     case GgmlType::Q5_K: return dot_blocks<Q5_K, gemv_q5_K>;
-    case GgmlType::Q6_K: return dot_blocks<Q6_K, gemv_decode<Q6_K>>;
+    case GgmlType::Q6_K: return dot_blocks<Q6_K, gemv_q6_K>;
     default: return nullptr;
   }
 }
