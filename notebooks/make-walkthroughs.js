@@ -52,7 +52,7 @@ Instruct Llama 4 wraps turns in header tokens (spec §4.3): \`<|header_start|>ro
 prompt`),
   code(`const g2 = await model.generate(prompt, { maxNewTokens: 16, onToken: (t) => process.stdout.write(t.text) });
 console.log("\\nstop:", g2.trace.stopReason);`),
-  md(`TinyScout only saw questions about *images* in chat form, so without an image it answers in the style of a scene description. Give it an image: \`imageChat\` places \`<|image|>\` in the user turn (\`bos: false\`: like \`model.chat\`, leave \`<|begin_of_text|>\` to the tokenizer, or the prompt gets two), and \`runWithImages\` expands it into patch tokens, runs the vision tower and splices its features into the text sequence (spec §3.6–3.7).`),
+  md(`TinyScout only saw questions about *images* in chat form, so without an image it answers in the style of a scene description. Give it an image: \`imageChat\` places \`<|image|>\` in the user turn (like \`model.chat\`, it leaves \`<|begin_of_text|>\` to the tokenizer), and \`runWithImages\` expands it into patch tokens, runs the vision tower and splices its features into the text sequence (spec §3.6–3.7).`),
   code(`import { imageChat, runWithImages, display } from "moescope";
 import * as path from "path";
 import * as fs from "fs";
@@ -63,7 +63,7 @@ const scene = scenes[1];
 if (scene) display.png(fs.readFileSync(path.join(model.path, scene.file)));
 scene ? scene.objects.map((o: any) => \`\${o.colour} \${o.shape} (\${o.pos})\`) : "this model ships no example scenes"`),
   code(`if (scene) {
-  const chat = imageChat([{ role: "user", content: [{ type: "image", image: path.join(model.path, scene.file) }, { type: "text", text: scene.question }] }], { bos: false });
+  const chat = imageChat([{ role: "user", content: [{ type: "image", image: path.join(model.path, scene.file) }, { type: "text", text: scene.question }] }]);
   const { trace } = await runWithImages(model, chat.text, chat.images, { maxNewTokens: 16 });
   console.log(scene.question, "→", model.decode(trace.generated));
 }`),
@@ -91,7 +91,7 @@ In every MoE layer of Llama 4 a router scores each token against every expert; t
 const model = await Model.load();
 ${LOAD_SCENES}
 const scene = scenes[0];
-const chat = imageChat([{ role: "user", content: scene ? [{ type: "image", image: scenePath(scene) }, { type: "text", text: scene.question }] : "describe the image." }], { bos: false });
+const chat = imageChat([{ role: "user", content: scene ? [{ type: "image", image: scenePath(scene) }, { type: "text", text: scene.question }] : "describe the image." }]);
 const { trace, inputs } = scene
   ? await runWithImages(model, chat.text, chat.images, { capture: "routing", maxNewTokens: 16 })
   : { trace: await model.run(chat.text, { capture: "routing", maxNewTokens: 16 }), inputs: undefined };
@@ -167,7 +167,7 @@ for (const h of heldMi) {
 }
 if (!heldMi.length) for (const s of sentences) await addRun(await model.run(s, { capture: "routing" }), new Set());
 if (!heldMi.length) for (const s of scenes) {
-  const c = imageChat([{ role: "user", content: [{ type: "image", image: scenePath(s) }, { type: "text", text: s.question }] }], { bos: false });
+  const c = imageChat([{ role: "user", content: [{ type: "image", image: scenePath(s) }, { type: "text", text: s.question }] }]);
   const r = await runWithImages(model, c.text, c.images, { capture: "routing" });
   const patches = new Set<number>();
   r.trace.tokens.forEach((t: number, i: number) => { if (r.trace.tokenTexts[i] === "<|patch|>") patches.add(i); });
@@ -271,7 +271,7 @@ It is exactly 1 for the first 8191 positions, so it never matters on short promp
 
 Now a prompt longer than one chunk (${"`attention_chunk_size`"} tokens plus a little). We capture attention **only for the last positions** (\`positions: "last"\` keeps a few rows, not an 8k × 8k matrix), then ask: how much attention mass does the last token put on keys *before* the chunk boundary? In a chunked layer it must be exactly 0; in the global layer it need not be.`),
   code(`const chunk = model.config.attnChunk;
-const filler = model.tokenize("the sky is blue. grass is green. ", { bos: false });
+const filler = model.tokenize("the sky is blue. grass is green. ");
 const n = chunk + 64;
 const long = new Int32Array(n);
 long[0] = model.config.bosId;
@@ -351,7 +351,7 @@ scene.objects.map((o: any) => ({ object: \`\${o.colour} \${o.shape}\`, pos: o.po
   md(`## Tiles and tokens
 
 Ask the model a question about the image; the inputs that come back hold the **plan** (tile grid and sizes), the expanded prompt (where the image tokens went) and the pixel values of every tile.`),
-  code(`const chat = imageChat([{ role: "user", content: [{ type: "image", image: file }, { type: "text", text: scene.question }] }], { bos: false });
+  code(`const chat = imageChat([{ role: "user", content: [{ type: "image", image: file }, { type: "text", text: scene.question }] }]);
 const { trace, inputs } = await runWithImages(model, chat.text, chat.images, { capture: ["blocks.*.attn.hook_pattern", "routing"], maxNewTokens: 8 });
 const plan = inputs.plans[0];
 console.log(scene.question, "→", model.decode(trace.generated));
@@ -382,7 +382,7 @@ const inside = (rect: { x0: number; y0: number; x1: number; y1: number } | null,
 const games: any[] = [];
 for (const s of scenes) {
   for (const o of s.objects) {
-    const c = imageChat([{ role: "user", content: [{ type: "image", image: scenePath(s) }, { type: "text", text: \`where is the \${o.colour} \${o.shape}?\` }] }], { bos: false });
+    const c = imageChat([{ role: "user", content: [{ type: "image", image: scenePath(s) }, { type: "text", text: \`where is the \${o.colour} \${o.shape}?\` }] }]);
     const r = await runWithImages(model, c.text, c.images, { capture: "blocks.*.attn.hook_pattern" });
     const pp = r.trace.tokenTexts.map((t, i) => (t === "<|patch|>" ? i : -1)).filter((i) => i >= 0);
     const word = r.trace.tokenTexts.findIndex((t, i) => i > pp[pp.length - 1] && t.trim() === o.shape);
@@ -442,7 +442,7 @@ const model = await Model.load();
 ${LOAD_SCENES}
 const scene = scenes.find((s) => /colour/.test(s.question)) ?? scenes[0];
 if (scene) display.png(fs.readFileSync(scenePath(scene)));
-const chat = imageChat([{ role: "user", content: scene ? [{ type: "image", image: scenePath(scene) }, { type: "text", text: scene.question }] : "what colour is the circle?" }], { bos: false });
+const chat = imageChat([{ role: "user", content: scene ? [{ type: "image", image: scenePath(scene) }, { type: "text", text: scene.question }] : "what colour is the circle?" }]);
 const { trace: base, inputs } = await runWithImages(model, chat.text, chat.images, { capture: "routing", maxNewTokens: 8 });
 // Later runs reuse the expanded prompt and the image features: same tokens, same embeddings at the patch positions.
 const run = (tokens: Int32Array, opts: any = {}) => model.run(tokens, { ...opts, embedOverride: inputs.embedOverride });
@@ -527,7 +527,7 @@ const [a, b] = [await gguf.run(p, { maxNewTokens: 6 }), await hf.run(p, { maxNew
 ({ gguf: Array.from(a.generated), hf: Array.from(b.generated), same: a.generated.join() === b.generated.join() })`),
   md(`Images with a GGUF model need the mmproj file (spec §5.4); with an HF folder the vision weights are found next to the text weights.`),
   code(`const img = path.join(fixtures, "img336x336.png");
-const chat = imageChat([{ role: "user", content: [{ type: "image", image: img }, { type: "text", text: "What is in the image?" }] }], { bos: false });
+const chat = imageChat([{ role: "user", content: [{ type: "image", image: img }, { type: "text", text: "What is in the image?" }] }]);
 const { trace, inputs } = await runWithImages(gguf, chat.text, chat.images, { mmproj: path.join(fixtures, "mmproj.gguf"), maxNewTokens: 4 });
 ({ tiles: inputs.plans[0].rows * inputs.plans[0].cols, promptTokens: trace.nPrompt, patchTokens: trace.tokenTexts.filter((t) => t === "<|patch|>").length })`),
   md(`One 336-px tile is 144 patch tokens (spec §3.5: 24×24 patches, pixel shuffle 0.5 → 144), 147 with the image delimiters. A 4-tile image plus its thumbnail costs about 730 tokens.

@@ -55,7 +55,9 @@ describe("image block layout", () => {
     const a = Buffer.from("a"), b = Buffer.from("b");
     const r = imageChat([{ role: "user", content: [{ type: "image", image: a }, { type: "text", text: "Compare" }, { type: "image", image: b }] }]);
     expect(r.images).toEqual([a, b]);
-    expect(r.text).toBe("<|begin_of_text|><|header_start|>user<|header_end|>\n\n<|image|>Compare<|image|><|eot|><|header_start|>assistant<|header_end|>\n\n");
+    // No <|begin_of_text|>: the tokenizer adds it (a literal one would make two).
+    expect(r.text).toBe("<|header_start|>user<|header_end|>\n\n<|image|>Compare<|image|><|eot|><|header_start|>assistant<|header_end|>\n\n");
+    expect(imageChat([{ role: "user", content: "hi" }], { bos: true }).text.startsWith("<|begin_of_text|>")).toBe(true);
     expect(() => imageChat([{ role: "assistant", content: [{ type: "image", image: a }] }])).toThrow(/user turns/);
   });
 });

@@ -126,7 +126,8 @@ export interface ImageChatMessage {
 /**
  * The chat template with images in user turns: returns the prompt text (one `<|image|>` per image,
  * where it stands in the message) and the images in prompt order. Images outside user turns are refused
- * (the reference template only places them there).
+ * (the reference template only places them there). Like `model.chat`, it leaves `<|begin_of_text|>` to
+ * the tokenizer (which adds it when the model's config says so); pass `bos: true` for the literal text.
  */
 export function imageChat(messages: ImageChatMessage[], opts: { addGenerationPrompt?: boolean; bos?: boolean } = {}): { text: string; images: ImageInput[] } {
   const images: ImageInput[] = [];
@@ -137,5 +138,5 @@ export function imageChat(messages: ImageChatMessage[], opts: { addGenerationPro
           if (m.role !== "user") throw new MoescopeError(`images go in user turns (found one in a ${m.role} turn)`, "IMAGE_PROMPT");
           images.push(c.image);
         }
-  return { text: applyChatTemplate(messages as ChatMessage[], opts), images };
+  return { text: applyChatTemplate(messages as ChatMessage[], { ...opts, bos: opts.bos ?? false }), images };
 }
