@@ -368,20 +368,6 @@ MS_INLINE void subblock_sums(const float* x, int64_t n, float* xs) {
   }
 }
 
-// The 8 six-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K block, all at once
-// (the same unpacking as get_scale_min_k4, on 32-bit words).
-MS_INLINE void unpack_scales_k4(const uint8_t* q, uint8_t out[16]) {
-  uint32_t u[4];
-  std::memcpy(u, q, 12);
-  const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
-  u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
-  const uint32_t mins_lo = u[1] & m6;
-  u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
-  u[2] = mins_lo;
-  u[0] &= m6;
-  std::memcpy(out, u, 16);
-}
-
 // Q4_K and Q5_K: 32 bytes of qs hold sub-blocks 2j (low nibbles) and 2j+1 (high nibbles); Q5_K
 // adds the fifth bit of element l of sub-block s as bit s of qh[l]. The quants are first unpacked
 // to bytes in element order (32 at a time, a handful of byte operations), then widened from there

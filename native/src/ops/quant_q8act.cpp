@@ -146,22 +146,31 @@ float q4_0_row(const block_q4_0* w, const block_q8act* a, int64_t nb) {
   return hsum8(acc) - off;
 }
 
+// Per block: the integer dot of each 32-element sub-block (maddubs + madd, 8 int32 lanes) is turned
+// to float once and multiplied by sc * d_y of its sub-block, a lane of one vector computed per block
+// (no scalar scale arithmetic in the inner loop); the block scale d multiplies the block's sum and
+// the mins term dmin * sum_s m_s * d_y,s * sum(y_s) is one vector product per block.
 template <bool FIVE_BITS>
 MQ_INLINE float kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_off, const block_q8act* a, int64_t nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  float mins = 0.0f;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, a += QK_K / QK8_0) {
     const uint8_t* blk = base + k * block_bytes;
     const float d = _cvtsh_ss(*(const f16_bits*)blk), dmin = _cvtsh_ss(*(const f16_bits*)(blk + 2));
-    const uint8_t* scales = blk + 4;
+    alignas(16) uint8_t sm[16];
+    unpack_scales_k4(blk + 4, sm);
+    const __m256 yd = _mm256_setr_ps(a[0].d, a[1].d, a[2].d, a[3].d, a[4].d, a[5].d, a[6].d, a[7].d);
+    const __m256 scy = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)sm))), yd);
+    const __m256 ysum = _mm256_cvtepi32_ps(_mm256_setr_epi32(
+        a[0].bsum[0] + a[0].bsum[1], a[1].bsum[0] + a[1].bsum[1], a[2].bsum[0] + a[2].bsum[1], a[3].bsum[0] + a[3].bsum[1],
+        a[4].bsum[0] + a[4].bsum[1], a[5].bsum[0] + a[5].bsum[1], a[6].bsum[0] + a[6].bsum[1], a[7].bsum[0] + a[7].bsum[1]));
+    const __m256 mv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(sm + 8))));
+    mins = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_mul_ps(mv, yd)), ysum, mins);
     const uint8_t* qs = blk + qs_off;
-    __m256i qh = _mm256_setzero_si256();
-    if (FIVE_BITS) qh = _mm256_loadu_si256((const __m256i*)(blk + 16));
+    const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)(blk + 16)) : _mm256_setzero_si256();
+    __m256 bacc0 = _mm256_setzero_ps(), bacc1 = _mm256_setzero_ps();
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      uint8_t sc0, m0, sc1, m1;
-      get_scale_min_k4(2 * j, scales, &sc0, &m0);
-      get_scale_min_k4(2 * j + 1, scales, &sc1, &m1);
       const __m256i v = _mm256_loadu_si256((const __m256i*)(qs + 32 * j));
       __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
       if (FIVE_BITS) {
@@ -169,20 +178,20 @@ MQ_INLINE float kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_of
         lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
         hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
       }
-      const block_q8act& y0 = a[2 * j];
-      const block_q8act& y1 = a[2 * j + 1];
-      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * sc0 * y0.d), udot32(lo, _mm256_loadu_si256((const __m256i*)y0.qs)), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d * sc1 * y1.d), udot32(hi, _mm256_loadu_si256((const __m256i*)y1.qs)), acc1);
-      mins += dmin * (m0 * y0.d * (float)(y0.bsum[0] + y0.bsum[1]) + m1 * y1.d * (float)(y1.bsum[0] + y1.bsum[1]));
+      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i*)a[2 * j].qs)), ones);
+      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i*)a[2 * j + 1].qs)), ones);
+      bacc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(scy, _mm256_set1_epi32(2 * j)), _mm256_cvtepi32_ps(p0), bacc0);
+      bacc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(scy, _mm256_set1_epi32(2 * j + 1)), _mm256_cvtepi32_ps(p1), bacc1);
     }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_add_ps(bacc0, bacc1), acc);
   }
-  return hsum8(_mm256_add_ps(acc0, acc1)) - mins;
+  return hsum8(_mm256_sub_ps(acc, mins));
 }
 
 float q6_K_row(const block_q6_K* w, const block_q8act* a, int64_t nb) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  float off = 0.0f;  // the -32 of every quant
+  __m128 off = _mm_setzero_ps();  // the -32 of every quant: 32 * d * sum_g d_y,g * (scaled sums of y_g)
   for (int64_t k = 0; k < nb; ++k, a += QK_K / QK8_0) {
     const float d = _cvtsh_ss(w[k].d);
     for (int h = 0; h < 2; ++h) {
@@ -206,11 +215,18 @@ float q6_K_row(const block_q6_K* w, const block_q8act* a, int64_t nb) {
         const __m256 s = _mm256_set1_ps(d * y.d);
         if (g & 1) acc1 = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc1);
         else acc0 = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc0);
-        off += 32.0f * d * y.d * (float)(sc[2 * g] * y.bsum[0] + sc[2 * g + 1] * y.bsum[1]);
       }
+      // One vector step per half-block instead of a chain of scalar products.
+      const block_q8act* y4 = a + 4 * h;
+      const __m128i ys = _mm_setr_epi32(sc[0] * y4[0].bsum[0] + sc[1] * y4[0].bsum[1], sc[2] * y4[1].bsum[0] + sc[3] * y4[1].bsum[1],
+                                        sc[4] * y4[2].bsum[0] + sc[5] * y4[2].bsum[1], sc[6] * y4[3].bsum[0] + sc[7] * y4[3].bsum[1]);
+      const __m128 yd = _mm_mul_ps(_mm_set1_ps(d), _mm_setr_ps(y4[0].d, y4[1].d, y4[2].d, y4[3].d));
+      off = _mm_fmadd_ps(yd, _mm_cvtepi32_ps(ys), off);
     }
   }
-  return hsum8(_mm256_add_ps(acc0, acc1)) - off;
+  off = _mm_add_ps(off, _mm_movehl_ps(off, off));
+  off = _mm_add_ss(off, _mm_movehdup_ps(off));
+  return hsum8(_mm256_add_ps(acc0, acc1)) - 32.0f * _mm_cvtss_f32(off);
 }
 
 template <class B, float (*ROW)(const B*, const block_q8act*, int64_t), int QK>
