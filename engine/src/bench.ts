@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --model FILE [--threads N] [--capture none|routing|LIST] [--json] [--reps N]`
+ * `npm run bench -- --model FILE [--threads N] [--capture none|routing|LIST] [--json] [--reps N] [--precision exact|fast] [--kv-cache f32|bf16]`
  *
  * One run reports: prefill tokens/s (512-token prompt), decode tokens/s (128 tokens), the weight
  * bytes one decoded token reads, this machine's streaming-read bandwidth (probed in this process with
@@ -10,6 +10,7 @@
 import * as path from "path";
 import { parseArgs, OptionSpec } from "./args";
 import { Model, RunOptions } from "./model";
+import { KvCacheType } from "./memory";
 import { addon } from "./native";
 
 const SPEC: OptionSpec = {
@@ -22,6 +23,7 @@ const SPEC: OptionSpec = {
   "decode-tokens": { type: "number", help: "tokens to decode (default 128)" },
   "bw-mib": { type: "number", help: "size of the bandwidth probe buffer (default 1024)" },
   precision: { type: "string", help: "exact (default) or fast (int8 activations, not exact)" },
+  "kv-cache": { type: "string", help: "f32 (default) or bf16 (half the KV memory, not exact)" },
   device: { type: "string", help: "cpu (default), cuda or auto; on cuda the bandwidth probe reads device memory (issue 9)" },
 };
 
@@ -38,6 +40,8 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
   const model = await Model.load(file, { threads: o.threads as number | undefined, device });
   const precision = ((o.precision as string) ?? "exact") as "exact" | "fast";
   if (precision !== "exact" && precision !== "fast") throw new Error(`--precision must be exact or fast`);
+  const kvCache = ((o["kv-cache"] as string) ?? "f32") as KvCacheType;
+  if (kvCache !== "f32" && kvCache !== "bf16") throw new Error(`--kv-cache must be f32 or bf16`);
   const c = model.config;
   log(`${path.basename(file)}: ${c.nLayer} layers, hidden ${c.nEmbd}, ${c.nExpert} experts, ${(c.mappedBytes / 2 ** 20).toFixed(0)} MiB mapped, ${c.threads} threads, kernels ${c.dotKernel}`);
   // Ordinary (non-special) ids spread over the vocabulary.
@@ -49,7 +53,7 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
   const prefill: number[] = [], prefillCpu: number[] = [];
   for (let r = 0; r < reps; r++) {
     const c0 = process.cpuUsage();
-    const t = await model.run(prompt, { precision });
+    const t = await model.run(prompt, { precision, kvCache });
     const c = process.cpuUsage(c0);
     prefillCpu.push((c.user + c.system) / 1000 / nPrefill);
     prefill.push(nPrefill / t.timing.prefillSeconds);
@@ -57,7 +61,7 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
   }
 
   const decodeOnce = async (opts: RunOptions) => {
-    const t = await model.run(prompt.subarray(0, 16), { maxNewTokens: nDecode, stopAtEog: false, precision, ...opts });
+    const t = await model.run(prompt.subarray(0, 16), { maxNewTokens: nDecode, stopAtEog: false, precision, kvCache, ...opts });
     // Without a capture the last sampled token is not fed back; with one it is (its routing is recorded).
     const forwards = opts.capture ? t.generated.length : t.generated.length - 1;
     return forwards / t.timing.decodeSeconds;
@@ -93,6 +97,7 @@ export async function bench(args: string[]): Promise<Record<string, unknown>> {
     mapped_mb: +(c.mappedBytes / 2 ** 20).toFixed(1),
     kernels: c.dotKernel,
     precision,
+    kv_cache: kvCache,
     device: c.deviceName,
   };
   if (decodeCap.length) {

@@ -13,6 +13,7 @@ import { CancelledError, CaptureBudgetError, invalidParameter, MoescopeError, wr
 import { resolveHookNames } from "./hooks";
 import { addon, NativeEvent, NativeInfo, NativeLayerPlan, NativeModel } from "./native";
 import { Trace, TraceRecord } from "./trace";
+import { kvCacheBytes, KvCacheType } from "./memory";
 
 export interface CaptureOptions {
   /** Hook names or patterns (`blocks.*.hook_resid_post`), or "routing" / "all" / "none". */
@@ -71,6 +72,12 @@ export interface RunOptions {
    * enough to flip routing decisions (see BENCHMARKS.md). Routers always stay exact.
    */
   precision?: "exact" | "fast";
+  /**
+   * KV cache element type. "f32" (default): exact. "bf16": half the memory (keys and values are rounded
+   * to bfloat16 once, as they enter the cache; about 1e-3 relative error in attention scores), for long
+   * contexts: see `estimateKvCache`.
+   */
+  kvCache?: KvCacheType;
   /** Rows that replace token embeddings at some positions (image features). */
   embedOverride?: { positions: Int32Array | number[]; rows: Float32Array };
 }
@@ -166,6 +173,11 @@ export class Model {
     return this.native.estimateCapture(this.capturePlan(capture, nPrompt), nTokens);
   }
 
+  /** Bytes of KV cache a run of nTokens tokens allocates (chunked layers hold one chunk at most). */
+  estimateKvCache(nTokens: number, kvCache: KvCacheType = "f32"): number {
+    return kvCacheBytes(this.config, nTokens, kvCache);
+  }
+
   /** Generates text, streaming tokens through onToken; returns the text and the run's trace. */
   async generate(prompt: string | Int32Array | number[], opts: RunOptions = {}): Promise<{ text: string; tokens: Int32Array; trace: Trace }> {
     const trace = await this.run(prompt, { maxNewTokens: 64, ...opts });
@@ -202,6 +214,7 @@ export class Model {
       stopAtEog: opts.stopAtEog ?? true,
       logitsLast: opts.logitsLast ?? 1,
       precision: opts.precision ?? "exact",
+      kvCache: opts.kvCache ?? "f32",
       capture: plan,
       interventions,
       embedOverride: opts.embedOverride,
@@ -239,7 +252,7 @@ export class Model {
         model: this.config.path,
         format: this.config.format,
         capture: plan ? { names: plan.names, posBegin: plan.posBegin, posEnd: plan.posEnd ?? null, heads: plan.heads } : { names: [], posBegin: 0, posEnd: null, heads: [] },
-        sampling: { maxNewTokens: maxNew, temperature: request.temperature, topK: request.topK, topP: request.topP, seed: request.seed, stopAtEog: request.stopAtEog, precision: request.precision },
+        sampling: { maxNewTokens: maxNew, temperature: request.temperature, topK: request.topK, topP: request.topP, seed: request.seed, stopAtEog: request.stopAtEog, precision: request.precision, kvCache: request.kvCache },
         interventions: this.describeInterventions(opts.interventions),
       };
       return new Trace(this.config, all, tokens.length, r.generated, r.logits, r.logitsRows, r.captured, record, this.tokenStrings(all),

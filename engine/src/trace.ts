@@ -19,7 +19,7 @@ export interface TraceRecord {
   model: string;
   format: string;
   capture: { names: string[]; posBegin: number; posEnd: number | null; heads: number[] };
-  sampling: { maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; stopAtEog: boolean; precision: "exact" | "fast" };
+  sampling: { maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; stopAtEog: boolean; precision: "exact" | "fast"; kvCache?: "f32" | "bf16" };
   interventions: Record<string, unknown>;
 }
 

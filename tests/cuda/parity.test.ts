@@ -102,6 +102,14 @@ describe.runIf(hasCuda)("CUDA matches the CPU", () => {
     }
   }, 300_000);
 
+  it("a BF16 KV cache rounds as the CPU's does (same bits in, same function out)", async () => {
+    const path = fixture("tiny-scout", "model.gguf");
+    const cpu = await Model.load(path, { device: "cpu" });
+    const gpu = await Model.load(path, { device: "cuda" });
+    const opts: RunOptions = { capture: "all", maxNewTokens: 8, temperature: 0, logitsLast: 4, kvCache: "bf16" };
+    compareTraces("bf16 kv/long", await cpu.run(prompt("p_long"), opts), await gpu.run(prompt("p_long"), opts), 1e-5);
+  }, 300_000);
+
   it("cancellation stops a CUDA run with CANCELLED", async () => {
     const gpu = await Model.load(fixture("tiny-scout", "model.gguf"), { device: "cuda" });
     const ac = new AbortController();

@@ -470,6 +470,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
         MOESCOPE_CHECK(pr == "exact" || pr == "fast", "BAD_ARGUMENT", "precision must be \"exact\" or \"fast\", not \"%s\"", pr.c_str());
         req.fast = pr == "fast";
       }
+      if (o.Has("kvCache")) {
+        std::string kv = o.Get("kvCache").ToString();
+        MOESCOPE_CHECK(kv == "f32" || kv == "bf16", "BAD_ARGUMENT", "kvCache must be \"f32\" or \"bf16\", not \"%s\"", kv.c_str());
+        req.kv_type = kv == "bf16" ? KvType::BF16 : KvType::F32;
+      }
       if (o.Get("capture").IsObject()) {
         req.capture = true;
         req.plan = parse_plan(c, o.Get("capture").As<Napi::Object>());

@@ -11,6 +11,9 @@ namespace {
 constexpr int kAttnWarps = 4;
 constexpr int kMaxPer = 8;  // Dh / 32 values per lane, Dh <= 256
 
+__device__ __forceinline__ float kv_load(const float* p) { return *p; }
+__device__ __forceinline__ float kv_load(const uint16_t* p) { return __uint_as_float((uint32_t)*p << 16); }
+
 __device__ __forceinline__ void key_range(const AttnShape& a, int64_t p, int64_t& lo, int64_t& n) {
   lo = a.chunk > 0 ? (p / a.chunk) * a.chunk : 0;
   if (lo < a.cache_pos0) lo = a.cache_pos0;
@@ -19,8 +22,9 @@ __device__ __forceinline__ void key_range(const AttnShape& a, int64_t p, int64_t
 
 // One block per (t, h); warp w takes keys w, w + 4, ...; lane l holds elements l, l + 32, ... of
 // q, of the running output and of each key/value row (coalesced). Warps merge at the end.
-__global__ void __launch_bounds__(kAttnWarps * 32) flash_kernel(AttnShape a, const float* __restrict__ q, const float* __restrict__ k,
-                                                                const float* __restrict__ v, const int64_t* __restrict__ pos,
+template <class E>
+__global__ void __launch_bounds__(kAttnWarps * 32) flash_kernel(AttnShape a, const float* __restrict__ q, const E* __restrict__ k,
+                                                                const E* __restrict__ v, const int64_t* __restrict__ pos,
                                                                 const uint8_t* __restrict__ head_mask, float* __restrict__ out) {
   const int64_t t = blockIdx.x / a.H, h = blockIdx.x % a.H, hk = h / (a.H / a.Hkv);
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
@@ -42,16 +46,16 @@ __global__ void __launch_bounds__(kAttnWarps * 32) flash_kernel(AttnShape a, con
   int64_t lo, n;
   key_range(a, pos[t], lo, n);
   const int64_t row = a.Hkv * a.Dh;
-  const float* kb = k + (lo - a.cache_pos0) * row + hk * a.Dh;
-  const float* vb = v + (lo - a.cache_pos0) * row + hk * a.Dh;
+  const E* kb = k + (lo - a.cache_pos0) * row + hk * a.Dh;
+  const E* vb = v + (lo - a.cache_pos0) * row + hk * a.Dh;
   float m = -FLT_MAX, l = 0.f;
   for (int64_t i = w; i < n; i += kAttnWarps) {
-    const float* kr = kb + i * row;
+    const E* kr = kb + i * row;
     float sdot = 0.f;
 #pragma unroll
     for (int j = 0; j < kMaxPer; j++) {
       const int64_t d = lane + 32 * j;
-      if (j < per && d < a.Dh) sdot += qr[j] * kr[d];
+      if (j < per && d < a.Dh) sdot += qr[j] * kv_load(kr + d);
     }
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) sdot += __shfl_xor_sync(0xffffffffu, sdot, off);
@@ -59,11 +63,11 @@ __global__ void __launch_bounds__(kAttnWarps * 32) flash_kernel(AttnShape a, con
     const float mn = fmaxf(m, sc);
     const float corr = expf(m - mn), pr = expf(sc - mn);
     l = l * corr + pr;
-    const float* vr = vb + i * row;
+    const E* vr = vb + i * row;
 #pragma unroll
     for (int j = 0; j < kMaxPer; j++) {
       const int64_t d = lane + 32 * j;
-      if (j < per && d < a.Dh) acc[j] = acc[j] * corr + pr * vr[d];
+      if (j < per && d < a.Dh) acc[j] = acc[j] * corr + pr * kv_load(vr + d);
     }
     m = mn;
   }
@@ -90,7 +94,8 @@ __global__ void __launch_bounds__(kAttnWarps * 32) flash_kernel(AttnShape a, con
 
 // One block per requested (t, h): scores into the destination row, then max, exp, float64 sum and
 // normalisation in place, as the CPU does them.
-__global__ void probs_kernel(AttnShape a, const float* __restrict__ q, const float* __restrict__ k, const int64_t* __restrict__ pos,
+template <class E>
+__global__ void probs_kernel(AttnShape a, const float* __restrict__ q, const E* __restrict__ k, const int64_t* __restrict__ pos,
                              const int32_t* __restrict__ slots, float* __restrict__ probs, int64_t ld) {
   __shared__ float red_f[32];
   __shared__ double red_d[32];
@@ -100,13 +105,13 @@ __global__ void probs_kernel(AttnShape a, const float* __restrict__ q, const flo
   key_range(a, pos[t], lo, n);
   const int64_t row = a.Hkv * a.Dh;
   const float* qp = q + (t * a.H + h) * a.Dh;
-  const float* kb = k + (lo - a.cache_pos0) * row + hk * a.Dh;
+  const E* kb = k + (lo - a.cache_pos0) * row + hk * a.Dh;
   const float scale = 1.0f / sqrtf((float)a.Dh);
   float mx = -INFINITY;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const float* kr = kb + i * row;
+    const E* kr = kb + i * row;
     float s = 0.f;
-    for (int64_t d = 0; d < a.Dh; d++) s += qp[d] * kr[d];
+    for (int64_t d = 0; d < a.Dh; d++) s += qp[d] * kv_load(kr + d);
     s *= scale;
     pr[i] = s;
     mx = fmaxf(mx, s);
@@ -132,22 +137,46 @@ __global__ void probs_kernel(AttnShape a, const float* __restrict__ q, const flo
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) pr[i] *= inv;
 }
 
+// fp32 -> bf16 bits, round to nearest even; NaN stays a (quiet) NaN. The CPU's fp32_to_bf16.
+__global__ void to_bf16_kernel(const float* __restrict__ src, int64_t n, uint16_t* __restrict__ dst) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  uint32_t u = __float_as_uint(src[i]);
+  if ((u & 0x7fffffffu) > 0x7f800000u) { dst[i] = (uint16_t)((u >> 16) | 64); return; }
+  u += 0x7fffu + ((u >> 16) & 1u);
+  dst[i] = (uint16_t)(u >> 16);
+}
+
 }  // namespace
 
-void attention_flash(const AttnShape& a, const float* q, const float* k, const float* v, const int64_t* pos, const uint8_t* head_mask, float* out,
+void kv_append(const float* src, int64_t n, void* dst, int64_t at, bool bf16, cudaStream_t s) {
+  if (n <= 0) return;
+  if (!bf16) {
+    CUDA_CHECK(cudaMemcpyAsync((float*)dst + at, src, n * sizeof(float), cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  to_bf16_kernel<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(src, n, (uint16_t*)dst + at);
+  CUDA_LAUNCHED("kv_append");
+}
+
+void attention_flash(const AttnShape& a, const float* q, const void* k, const void* v, const int64_t* pos, const uint8_t* head_mask, float* out,
                      cudaStream_t s) {
   if (a.T <= 0) return;
   MOESCOPE_CHECK(a.Dh <= 256 && a.Hkv > 0 && a.H % a.Hkv == 0, "CUDA_UNSUPPORTED_SHAPE",
                  "attention: head_dim %lld (max 256), heads %lld / kv heads %lld. HINT: load with { device: \"cpu\" }", (long long)a.Dh,
                  (long long)a.H, (long long)a.Hkv);
-  flash_kernel<<<(unsigned)(a.T * a.H), kAttnWarps * 32, 0, s>>>(a, q, k, v, pos, head_mask, out);
+  if (a.kv_bf16)
+    flash_kernel<<<(unsigned)(a.T * a.H), kAttnWarps * 32, 0, s>>>(a, q, (const uint16_t*)k, (const uint16_t*)v, pos, head_mask, out);
+  else
+    flash_kernel<<<(unsigned)(a.T * a.H), kAttnWarps * 32, 0, s>>>(a, q, (const float*)k, (const float*)v, pos, head_mask, out);
   CUDA_LAUNCHED("attention_flash");
 }
 
-void attention_probs(const AttnShape& a, const float* q, const float* k, const int64_t* pos, const int32_t* slots, int64_t n, float* probs,
+void attention_probs(const AttnShape& a, const float* q, const void* k, const int64_t* pos, const int32_t* slots, int64_t n, float* probs,
                      int64_t ld_probs, cudaStream_t s) {
   if (n <= 0) return;
-  probs_kernel<<<(unsigned)n, 256, 0, s>>>(a, q, k, pos, slots, probs, ld_probs);
+  if (a.kv_bf16) probs_kernel<<<(unsigned)n, 256, 0, s>>>(a, q, (const uint16_t*)k, pos, slots, probs, ld_probs);
+  else probs_kernel<<<(unsigned)n, 256, 0, s>>>(a, q, (const float*)k, pos, slots, probs, ld_probs);
   CUDA_LAUNCHED("attention_probs");
 }
 

@@ -6,7 +6,8 @@
 //     layer's output.
 //   attention_probs: the exact path for captured layers: full softmax (sum in float64 as on the CPU)
 //     of the rows/heads listed, written to probs[slot * ld_probs + (key - lo)].
-// Layouts: q [T, H, Dh]; k, v cache [slots, Hkv, Dh] with slot 0 at absolute position cache_pos0.
+// Layouts: q [T, H, Dh]; k, v cache [slots, Hkv, Dh] with slot 0 at absolute position cache_pos0,
+// float32 or bfloat16 bits (kv_bf16; see KvType in ops/attention.h).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -18,13 +19,17 @@ struct AttnShape {
   int64_t T, H, Hkv, Dh;
   int64_t chunk;       // 0 = global
   int64_t cache_pos0;
+  bool kv_bf16 = false;
 };
 
 // pos [T] device; out [T, H, Dh]; head_mask [H] device or nullptr. Dh <= 256.
-void attention_flash(const AttnShape& a, const float* q, const float* k, const float* v, const int64_t* pos, const uint8_t* head_mask,
+void attention_flash(const AttnShape& a, const float* q, const void* k, const void* v, const int64_t* pos, const uint8_t* head_mask,
                      float* out, cudaStream_t s);
 // slots [n] device: (t * H + h) of each requested row; probs [n, ld_probs].
-void attention_probs(const AttnShape& a, const float* q, const float* k, const int64_t* pos, const int32_t* slots, int64_t n,
+void attention_probs(const AttnShape& a, const float* q, const void* k, const int64_t* pos, const int32_t* slots, int64_t n,
                      float* probs, int64_t ld_probs, cudaStream_t s);
+// Appends n floats to a cache at dst (element offset `at`): a copy, or bfloat16 rounding (nearest
+// even, NaN kept quiet) bit for bit as the CPU's fp32_to_bf16.
+void kv_append(const float* src, int64_t n, void* dst, int64_t at, bool bf16, cudaStream_t s);
 
 }  // namespace moescope::cuda

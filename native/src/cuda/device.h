@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "ops/attention.h"  // KvType
+
 namespace moescope {
 
 class Llama4Model;
@@ -26,7 +28,7 @@ class DeviceRun {
 class DeviceBackend {
  public:
   virtual ~DeviceBackend() = default;
-  virtual std::unique_ptr<DeviceRun> new_run(int64_t max_len) = 0;
+  virtual std::unique_ptr<DeviceRun> new_run(int64_t max_len, KvType kv_type) = 0;
   virtual std::string describe() const = 0;      // "cuda:0 NVIDIA H100 80GB HBM3 (sm_90)"
   virtual uint64_t device_bytes() const = 0;     // weights uploaded
 };

@@ -165,9 +165,10 @@ DMat Llama4Cuda::upload(const Mat& m, int64_t n_experts, size_t expert_stride) {
   return d;
 }
 
-std::unique_ptr<DeviceRun> Llama4Cuda::new_run(int64_t max_len) {
+std::unique_ptr<DeviceRun> Llama4Cuda::new_run(int64_t max_len, KvType kv_type) {
   CUDA_CHECK(cudaSetDevice(device_));
   auto r = std::make_unique<CudaRun>(shared_from_this());
+  r->st.kv_type = kv_type;
   r->st.kv.resize(c_.n_layer);
   const int64_t row = c_.n_head_kv * c_.head_dim;
   for (int64_t il = 0; il < c_.n_layer; il++) {
@@ -175,8 +176,8 @@ std::unique_ptr<DeviceRun> Llama4Cuda::new_run(int64_t max_len) {
     const int64_t slots = std::max<int64_t>(1, c_.layers[il].chunked_attn ? std::min(max_len, c_.attn_chunk) : max_len);
     CudaKvLayer& L = r->st.kv[il];
     L.slots = slots;
-    L.k.resize((size_t)slots * row);
-    L.v.resize((size_t)slots * row);
+    L.k.resize((size_t)slots * row * kv_elem_bytes(kv_type));
+    L.v.resize((size_t)slots * row * kv_elem_bytes(kv_type));
   }
   return r;
 }
@@ -414,11 +415,12 @@ void Llama4Cuda::attention(int il, CudaRunState& st, int64_t T, const std::vecto
   MOESCOPE_CHECK(slot0 == kv.n && slot0 + T <= kv.slots, "INTERNAL", "layer %d: device KV cache holds %lld of %lld slots but the next position is %lld", il,
                  (long long)kv.n, (long long)kv.slots, (long long)pos[0]);
   const int64_t row = Hkv * Dh;
-  CUDA_CHECK(cudaMemcpyAsync(kv.k.p + slot0 * row, k_.p, T * row * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
-  CUDA_CHECK(cudaMemcpyAsync(kv.v.p + slot0 * row, v_.p, T * row * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+  const bool bf16 = st.kv_type == KvType::BF16;
+  kv_append(k_.p, T * row, kv.k.p, slot0 * row, bf16, stream_);
+  kv_append(v_.p, T * row, kv.v.p, slot0 * row, bf16, stream_);
   kv.n = slot0 + T;
 
-  AttnShape as{T, H, Hkv, Dh, plan.chunked_attn ? c_.attn_chunk : 0, kv.pos0};
+  AttnShape as{T, H, Hkv, Dh, plan.chunked_attn ? c_.attn_chunk : 0, kv.pos0, bf16};
   attention_flash(as, q_.p, kv.k.p, kv.v.p, pos_d_.p, st.head_mask[il], z_.p, stream_);
 
   if (rc.capture && rc.capture->plan().wants(HookPoint::Pattern, il)) {

@@ -33,12 +33,13 @@
 namespace moescope::cuda {
 
 struct CudaKvLayer {
-  DevBuf<float> k, v;  // [slots, Hkv, Dh]
+  DevBuf<uint8_t> k, v;  // [slots, Hkv, Dh] of the run's KvType
   int64_t slots = 0, pos0 = 0, n = 0;
 };
 
 // One run's device state: its KV cache and its intervention tables (built at the first forward).
 struct CudaRunState {
+  KvType kv_type = KvType::F32;
   std::vector<CudaKvLayer> kv;
   bool iv_built = false;
   DevBuf<uint8_t> iv_blob;
@@ -52,7 +53,7 @@ class Llama4Cuda : public DeviceBackend, public std::enable_shared_from_this<Lla
   // runs hold the model alive themselves, and the weights live on the device.
   explicit Llama4Cuda(const std::shared_ptr<const Llama4Model>& m, int device = 0);
   ~Llama4Cuda() override;
-  std::unique_ptr<DeviceRun> new_run(int64_t max_len) override;
+  std::unique_ptr<DeviceRun> new_run(int64_t max_len, KvType kv_type) override;
   std::string describe() const override { return describe_; }
   uint64_t device_bytes() const override { return weight_bytes_; }
 

@@ -21,8 +21,8 @@ RunResult run_model(const Llama4Model& m, const RunRequest& req, const std::atom
   // Device backend (issue 9): when the binding attached one to this model, it runs the forward and
   // holds the KV cache; the host Session then only counts positions and tokens.
   std::shared_ptr<DeviceBackend> dev = model_device(&m);
-  std::unique_ptr<DeviceRun> drun = dev ? dev->new_run(max_len) : nullptr;
-  Session s = drun ? Session{} : m.new_session(max_len);
+  std::unique_ptr<DeviceRun> drun = dev ? dev->new_run(max_len, req.kv_type) : nullptr;
+  Session s = drun ? Session{} : m.new_session(max_len, req.kv_type);
   std::unique_ptr<CaptureStore> store;
   if (req.capture) store.reset(new CaptureStore(c, req.plan, max_len));
   RunContext rc;

@@ -21,6 +21,7 @@ struct RunRequest {
   int64_t logits_last = 1;   // prompt rows whose logits are returned
   bool stop_at_eog = true;
   bool fast = false;         // opt-in int8 activations (not exact)
+  KvType kv_type = KvType::F32;  // BF16: half the KV memory, keys/values rounded once (not exact)
   bool capture = false;
   CapturePlan plan;
   Interventions interventions;

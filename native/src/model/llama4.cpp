@@ -17,6 +17,7 @@
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/quant.h"
+#include "ops/quant_blocks.h"
 #include "ops/rope.h"
 #include "ops/threadpool.h"
 
@@ -78,6 +79,16 @@ void Llama4Model::embed(const int32_t* tokens, int64_t T, const int64_t* pos, fl
   }
 }
 
+// Rows entering the KV cache: copied (F32) or rounded to bfloat16 once (BF16).
+static void kv_store(KvType t, const float* src, int64_t n, uint8_t* dst) {
+  if (t == KvType::F32) {
+    memcpy(dst, src, n * sizeof(float));
+    return;
+  }
+  uint16_t* d16 = (uint16_t*)dst;
+  for (int64_t i = 0; i < n; i++) d16[i] = quant::fp32_to_bf16(src[i]);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Attention (spec §2.4)
 void Llama4Model::attention(int il, Session& s, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const {
@@ -121,10 +132,10 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
   }
   const int64_t slot0 = pos[0] - kv.pos0;
   MOESCOPE_CHECK(slot0 == kv.n, "INTERNAL", "layer %d: KV cache holds %lld slots but the next position is %lld", il, (long long)kv.n, (long long)pos[0]);
-  const size_t need = (size_t)(slot0 + T) * Hkv * Dh;
+  const size_t eb = kv_elem_bytes(s.kv_type), need = (size_t)(slot0 + T) * Hkv * Dh * eb;
   if (kv.k.size() < need) { kv.k.resize(std::max(need, kv.k.size() * 2)); kv.v.resize(kv.k.size()); }
-  memcpy(kv.k.data() + slot0 * Hkv * Dh, k.data(), k.size() * sizeof(float));
-  memcpy(kv.v.data() + slot0 * Hkv * Dh, v.data(), v.size() * sizeof(float));
+  kv_store(s.kv_type, k.data(), (int64_t)k.size(), kv.k.data() + slot0 * Hkv * Dh * eb);
+  kv_store(s.kv_type, v.data(), (int64_t)v.size(), kv.v.data() + slot0 * Hkv * Dh * eb);
   kv.n = slot0 + T;
 
   std::vector<uint8_t> head_mask;
@@ -133,7 +144,7 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
       if (ah.layer == il && ah.head >= 0 && ah.head < H) { head_mask.resize(H, 0); head_mask[ah.head] = 1; }
 
   AttentionArgs a;
-  a.q = q.data(); a.k_cache = kv.k.data(); a.v_cache = kv.v.data(); a.cache_pos0 = kv.pos0;
+  a.q = q.data(); a.k_cache = kv.k.data(); a.v_cache = kv.v.data(); a.kv_type = s.kv_type; a.cache_pos0 = kv.pos0;
   a.T = T; a.H = H; a.Hkv = Hkv; a.Dh = Dh; a.pos = pos;
   a.chunk = plan.chunked_attn ? c.attn_chunk : 0;
   a.out = z.data();
@@ -332,14 +343,15 @@ std::vector<float> Llama4Model::forward(Session& s, const int32_t* tokens, int64
   return out;
 }
 
-Session Llama4Model::new_session(int64_t max_len) const {
+Session Llama4Model::new_session(int64_t max_len, KvType kv_type) const {
   Session s;
+  s.kv_type = kv_type;
   s.layers.resize(config_.n_layer);
   const int64_t kv_row = config_.n_head_kv * config_.head_dim;
   for (int64_t il = 0; il < config_.n_layer; il++) {
     // Chunked layers never hold more than one chunk; global layers hold the whole run.
     int64_t slots = config_.layers[il].chunked_attn ? std::min(max_len, config_.attn_chunk) : max_len;
-    s.layers[il].k.resize((size_t)std::max<int64_t>(slots, 1) * kv_row);
+    s.layers[il].k.resize((size_t)std::max<int64_t>(slots, 1) * kv_row * kv_elem_bytes(kv_type));
     s.layers[il].v.resize(s.layers[il].k.size());
   }
   return s;

@@ -12,6 +12,7 @@
 #include "hooks/hooks.h"
 #include "model/llama4_config.h"
 #include "model/llama4_weights.h"
+#include "ops/attention.h"
 #include "ops/matmul.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,12 +25,13 @@ class ThreadPool;
 // KV cache of one sequence. Chunked layers keep only the current chunk (slots hold positions
 // chunk_start ..); global layers keep every position.
 struct KvLayer {
-  std::vector<float> k, v;  // [slots, Hkv, Dh]
-  int64_t pos0 = 0;         // absolute position of slot 0
-  int64_t n = 0;            // filled slots
+  std::vector<uint8_t> k, v;  // [slots, Hkv, Dh] elements of the session's kv_type
+  int64_t pos0 = 0;           // absolute position of slot 0
+  int64_t n = 0;              // filled slots
 };
 
 struct Session {
+  KvType kv_type = KvType::F32;
   std::vector<KvLayer> layers;
   int64_t n_past = 0;              // tokens already in the cache
   std::vector<int32_t> tokens;     // every token fed so far
@@ -56,7 +58,7 @@ class Llama4Model {
   const Llama4Weights& weights() const { return weights_; }
   std::string path() const { return path_; }
 
-  Session new_session(int64_t max_len) const;
+  Session new_session(int64_t max_len, KvType kv_type = KvType::F32) const;
   // Feeds T tokens at positions s.n_past ..; returns logits [rows, V] for the last rc.logits_last rows.
   // Long prompts are split at chunk boundaries so chunked layers never hold two chunks.
   std::vector<float> forward(Session& s, const int32_t* tokens, int64_t T, RunContext& rc) const;

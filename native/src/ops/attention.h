@@ -2,16 +2,24 @@
 // 5-6): a query at absolute position p sees keys at positions in [key_lo(p), p], where key_lo is the
 // start of p's 8192-aligned chunk on chunked layers and 0 on global layers.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "ops/threadpool.h"
 
 namespace moescope {
 
+// Element type of a KV cache. F32 is the default and exact; BF16 halves the cache (keys and values
+// rounded to bfloat16 once, as they enter it), which is what long contexts need: Scout's cache at
+// 1M tokens is about 47 GiB in BF16 and 94 GiB in F32 (chunked layers hold one chunk either way).
+enum class KvType : uint8_t { F32, BF16 };
+inline size_t kv_elem_bytes(KvType t) { return t == KvType::BF16 ? 2 : 4; }
+
 struct AttentionArgs {
   const float* q;          // [T, H, Dh] (already rotated / normed / temperature-scaled)
-  const float* k_cache;    // [slots, Hkv, Dh]; slot s holds position cache_pos0 + s
-  const float* v_cache;    // [slots, Hkv, Dh]
+  const void* k_cache;     // [slots, Hkv, Dh] of kv_type; slot s holds position cache_pos0 + s
+  const void* v_cache;     // [slots, Hkv, Dh] of kv_type
+  KvType kv_type = KvType::F32;
   int64_t cache_pos0;      // absolute position of slot 0
   int64_t T, H, Hkv, Dh;
   const int64_t* pos;      // [T] absolute query positions
