@@ -563,6 +563,20 @@ What the numbers mean for a run:
 - **Weights are memory-mapped**: the file's size is what must fit in RAM (CPU) or GPU memory. Scout at Q4_K_M is the laptop/workstation option; BF16 Scout and any Maverick need a big machine.
 - **Only the active part is read per token**: attention, the shared expert and *one* routed expert per layer (\`model.config.activeBytesPerToken\`), about 17B parameters for both models. Decode speed is bounded by how fast those bytes stream.
 - **Captures are estimated before the run** and refused above \`captureBudgetBytes\` (4 GiB by default). Attention patterns grow with tokens²: on long prompts capture \`positions: "last"\` or a few heads.`),
+  md(`### The KV cache at long context
+
+Llama 4's chunked layers attend only inside their 8192-token chunk, so their cache never holds more than one chunk; the global NoPE layers (one in four) keep every token. \`kvCacheBytes\` computes what a run allocates, for a loaded model (\`model.estimateKvCache(n)\`) or for a preset's shapes. \`kvCache: "bf16"\` (a run option) stores keys and values as bfloat16: half the memory, rounded once as they enter the cache (not exact; the default \`"f32"\` is).`),
+  code(`import { kvCacheBytes, presetKvShape, synthPresets } from "moescope";
+const toGiB = (b: number) => (b / 2 ** 30).toFixed(1) + " GiB";
+const kvRows = [];
+for (const preset of ["scout", "maverick"])
+  for (const tokens of [8192, 131072, 1_000_000, 10_000_000]) {
+    const shape = presetKvShape(synthPresets[preset]);
+    kvRows.push({ preset, tokens, f32: toGiB(kvCacheBytes(shape, tokens, "f32")), bf16: toGiB(kvCacheBytes(shape, tokens, "bf16")),
+      "bf16, no chunking": toGiB(kvCacheBytes({ ...shape, layers: shape.layers.map(() => ({ chunkedAttn: false })) }, tokens, "bf16")) });
+  }
+kvRows`),
+  md(`Scout at 1M tokens: about 47 GiB in BF16 (12 global layers × 1M tokens × 8 KV heads × 128 × 2 × 2 bytes, plus one chunk for each of the 36 chunked layers), against 183 GiB if every layer kept every token. On one 80 GB GPU, Scout's Q4_K_M weights (~60 GiB) leave room for a few hundred thousand tokens of BF16 cache.`),
   code(`const m = gguf;
 const gib = (b: number) => (b / 2 ** 30).toFixed(4) + " GiB";
 ({
