@@ -5,7 +5,7 @@
  * so only node, dist/ and the prebuilt addon have to travel. Stages, each timed and reported:
  *   1. parity: every fixture model (GGUF and HF), CPU vs CUDA, prefill + greedy decode, every hook;
  *      quantized fixtures also against ref64 (<= 1e-4, top-1 identical at every position);
- *      interventions of every kind; a long prompt across chunk boundaries; cancellation.
+ *      interventions of every kind; a long prompt across chunk boundaries (F32 and BF16 KV cache); cancellation.
  *   2. synth: a scout-mid model (Q4_K_M and BF16), CPU and CUDA traces compared (routing, layer outputs).
  *   3. speed: the device bandwidth probe, decode/prefill tokens/s, fraction of bandwidth, routing
  *      capture overhead (engine/src/bench.ts with --device cuda), for each synth model.
@@ -142,6 +142,12 @@ async function parity() {
     const [cpu, gpu] = await pair(fix(name, "model.gguf"));
     const opts = { capture: { names: "all", positions: "last" }, maxNewTokens: 8, temperature: 0, logitsLast: 4 };
     results.parity.push(compare(`${name} long prompt`, await cpu.run(prompt("p_long"), opts), await gpu.run(prompt("p_long"), opts), 1e-5));
+  }
+  // BF16 KV cache: the device rounds keys and values as the CPU does, so the runs agree as closely as F32 ones.
+  {
+    const [cpu, gpu] = await pair(fix("tiny-scout", "model.gguf"));
+    const opts = { capture: { names: "all", positions: "last" }, maxNewTokens: 8, temperature: 0, logitsLast: 4, kvCache: "bf16" };
+    results.parity.push(compare("tiny-scout long prompt, bf16 KV cache", await cpu.run(prompt("p_long"), opts), await gpu.run(prompt("p_long"), opts), 1e-5));
   }
   // Cancellation.
   {
