@@ -138,6 +138,9 @@ const stats = new RoutingStats(model.config);
 const cats: number[] = [];
 const tokIds: number[] = [];   // the word type of each labelled token (its id), for the stricter baseline below
 const chosen: number[][] = model.config.layers.map(() => []);
+// Image tokens of the held-out set: what lies under each (0 background, else 1 + colour * 3 + shape) and its expert.
+const imgLabel: number[] = [];
+const imgChosen: number[][] = model.config.layers.map(() => []);
 const imageToken = model.config.imageTokenId;
 async function addRun(tr: any, patchSet: Set<number>) {
   stats.add(tr);
@@ -158,7 +161,12 @@ for (const h of heldMi) {
   const ids = Int32Array.from(h.tokens);
   const tr = h.image ? (await runWithImages(model, model.tokenize(h.text, { bos: false }), [path.join(model.path, "heldout", h.image)], { capture: "routing" })).trace : await model.run(ids, { capture: "routing" });
   stats.add(tr);
+  let k = 0;  // image tokens come in row-major order: k-th patch token, k-th entry of patch_labels
   h.cats.forEach((c: number, p: number) => {
+    if (c === 4 && h.patch_labels) {
+      imgLabel.push(h.patch_labels[k++]);
+      model.config.layers.forEach((_, l) => { const r = tr.routing(l); imgChosen[l].push(r.experts[r.positions.indexOf(p) * r.k]); });
+    }
     if (c === 5) return;
     cats.push(c);
     tokIds.push(h.tokens[p]);
@@ -213,9 +221,19 @@ chosen.map((e, l) => {
 - **MI vs shuffled**: MI far above the label-shuffled maximum says the chosen expert carries information about the token's category. That is a weak test: image tokens are a category of their own, and routing depends heavily on the token id.
 - **text-only MI vs word-type shuffle**: the honest test. Keep only text tokens, and compare with arbitrary groupings of the same words (each word keeps one category, categories permuted across words). Only if the real categories beat arbitrary ones can we say experts specialise by *meaning* (colour, shape, position) rather than just by token.
 
-For the current TinyScout checkpoint the training report (\`tools/train-demo/README.md\`, "The two measured claims") finds the second test **negative**: routing is token-specific but not more category-specific than an arbitrary grouping of words. A measurement that can come out negative is the point of this notebook: run it on your own model.
+For the current TinyScout checkpoint the training report (\`tools/train-demo/README.md\`, "The two measured claims") finds the second test **negative**: text routing is token-specific but not more category-specific than an arbitrary grouping of words. A measurement that can come out negative is the point of this notebook: run it on your own model. The image tokens below tell a different story.
 
-Which expert took which category, in the layer with the highest MI? \`RoutingStats.topTokens\` then lists the tokens each expert sees most often.`),
+## Does routing see what is in the picture?
+
+Every image token is the same token, \`<|patch|>\`: the router can only tell them apart by what the vision tower put into them. So the MI between *what lies under an image token* (background, or the colour and shape of the object covering its centre: 13 labels) and its expert is free of the token-identity confound above, and the label shuffle is the right baseline. (TinyScout's held-out set carries these labels; other models skip this cell.)`),
+  code(`imgLabel.length ? imgChosen.map((e, l) => ({
+  layer: l,
+  "image tokens": e.length,
+  "MI(content; expert) bits": +mi(imgLabel, e).toFixed(3),
+  "shuffled (max of 20)": +Math.max(...Array.from({ length: 20 }, () => mi(shuffled(imgLabel), e))).toFixed(3),
+  "object vs background only": +mi(imgLabel.map((v) => (v > 0 ? 1 : 0)), e).toFixed(3),
+})) : "no labelled image tokens for this model"`),
+  md(`Which expert took which category, in the layer with the highest MI? \`RoutingStats.topTokens\` then lists the tokens each expert sees most often.`),
   code(`const nameOf = ["function", "colour", "shape", "position", "image"];
 const dominant = (l: number) => nameOf.map((name, c) => {
   const counts = new Map<number, number>();
@@ -420,7 +438,7 @@ for (const s of held) {
 }
 console.log(held.length ? \`\${held.length} held-out scenes, \${refs} object words, \${((Date.now() - t0) / 1000).toFixed(1)} s\` : "this model ships no held-out set");
 held.length ? [...hits.map((h, l) => ({ map: l < L ? \`layer \${l}\` : "all layers", "pointing accuracy": +(h / refs).toFixed(3) })), { map: "random baseline", "pointing accuracy": +(randomSum / refs).toFixed(3) }] : []`),
-  md(`Compare each row with the random baseline. A layer well above it has heads that look at the object a word names; a layer near it does not ground (often the global NoPE layer, whose heads attend by content across the whole prompt). TinyScout's training report (\`models/tinyscout/claims.json\`, explained in \`tools/train-demo/README.md\`) gives the same measurement from the training code, per head, with the best head chosen on a separate validation split, and a stricter baseline: the peak of a *random object token's* map. Against that baseline it finds the grounding claim **negative** for the current checkpoint, although the model answers "where is the X?" far above chance. Attention maps are a hypothesis about what the model uses; the occlusion map below tests it.`),
+  md(`Compare each row with the random baseline. A layer well above it has heads that look at the object a word names; a layer near it or below does not ground (here the global NoPE layer, whose heads attend by content across the whole prompt, mostly to text). TinyScout's training report (\`models/tinyscout/claims.json\`, explained in \`tools/train-demo/README.md\`) gives the same measurement from the training code, per head, with the best head chosen on a separate validation split, and a stricter baseline: a random image token among those inside *any* object ("finds objects, not which one", about 47 %). The claim holds for this checkpoint: the mean map of all heads points at the named object 67 % of the time and one head of layer 2 97 %. Why the object word, before any answer is asked of it? Because of the data: English picks the preposition by place ("on the left", "in the center", "at the top"), so the word after an object's name already depends on where the object is. Attention maps are a hypothesis about what the model uses; the occlusion map below tests it.`),
   md(`## Other maps: rollout and occlusion
 
 Attention is one view. **Rollout** multiplies attention through the layers (with the residual path), and **occlusion** is causal: grey out one image token's patch at a time and measure how much the probability of the answer drops. Occlusion is the slowest (one run per image token) but it answers "what does the model *need*?", not "what does it look at?".`),
@@ -487,16 +505,16 @@ table`),
   md(`Read the table against the ablations above. When every cell names the same colour, no single routing decision *at the predicting position* decides the answer: the colour reached that position through **attention from the image tokens**. The "reroute" ablation could change the answer because it re-routes those experts for *every* token, the image tokens included, which changes what attention brings in.`),
   md(`## Steer
 
-A steering vector is a direction in the residual stream added at one layer. A simple one: the difference between the residual after layer 2 at the end of "the circle is red" and of "the circle is blue" (two text-only sentences), added at every position with growing scale. Look for the scale where the colour word changes although the image still shows a blue circle, and the scale where the text breaks down: a vector much larger than the residual stream's own variations pushes the model off anything it saw in training. (Try layer 0 or 1: in TinyScout the colour direction only becomes usable late, which matches the logit lens of notebook 4, where answers form in layer 2.)`),
+A steering vector is a direction in the residual stream added at one layer. A simple one: the difference between the residual after layer 1 at the end of "the circle is red" and of "the circle is blue" (two text-only sentences), added at every position with growing scale. Look for the scale where the colour word changes although the image still shows a blue circle, and the scale where the text breaks down: a vector much larger than the residual stream's own variations pushes the model off anything it saw in training. (Try layer 2: added after it, the same kind of vector no longer changes the answer in TinyScout, which matches the logit lens of notebook 4, where the colour is settled by layer 2.)`),
   code(`const resid = async (s: string) => {
-  const t = await model.run(s, { capture: "blocks.2.hook_resid_post" });
-  return t.row("blocks.2.hook_resid_post", t.nPrompt - 1) as Float32Array;
+  const t = await model.run(s, { capture: "blocks.1.hook_resid_post" });
+  return t.row("blocks.1.hook_resid_post", t.nPrompt - 1) as Float32Array;
 };
 const red = await resid("the circle is red"), blue = await resid("the circle is blue");
 const dir = red.map((v, i) => v - blue[i]);
 const steered = [];
 for (const scale of [0, 0.25, 0.5, 1, 2, 4]) {
-  const t = await run(inputs.tokens, { maxNewTokens: 8, interventions: scale ? { steer: [{ layer: 2, vector: dir, scale }] } : undefined });
+  const t = await run(inputs.tokens, { maxNewTokens: 8, interventions: scale ? { steer: [{ layer: 1, vector: dir, scale }] } : undefined });
   steered.push({ scale, answer: answer(t) });
 }
 steered`),

@@ -2,7 +2,8 @@
  * TinyScout's two measured claims, recomputed with moescope's engine on the held-out sets that
  * tools/train-demo/analyze.py wrote (models/tinyscout/heldout), and checked against the numbers the
  * training code reported (models/tinyscout/claims.json):
- *   (1) mutual information (bits) between token category and chosen expert, per layer;
+ *   (1) mutual information (bits) between token category and chosen expert, per layer, and between what
+ *       lies under an image token (background, or the colour and shape of the object) and its expert;
  *   (2) pointing-game accuracy of the grounding map (attention from the object word to the image tokens),
  *       mean over all layers and heads, and the (layer, head) picked on the validation split.
  * The engine's routing and attention match the training code's to float32 rounding (tinyscout.test.ts),
@@ -17,7 +18,10 @@ import { sameInts } from "../helpers";
 
 const DIR = process.env.TINYSCOUT_DIR ?? path.join(__dirname, "..", "..", "models", "tinyscout");
 const HELD = path.join(DIR, "heldout");
-interface Sample { text: string; tokens: number[]; cats: number[]; refs: [number, number][]; boxes: number[][]; image: string | null }
+interface Sample {
+  text: string; tokens: number[]; cats: number[]; refs: [number, number][]; boxes: number[][]; image: string | null;
+  patch_labels: number[] | null;
+}
 const have = fs.existsSync(path.join(HELD, "heldout.json")) && fs.existsSync(path.join(DIR, "claims.json"));
 const sets: Record<string, Sample[]> = have ? JSON.parse(fs.readFileSync(path.join(HELD, "heldout.json"), "utf8")) : {};
 const claims = have ? JSON.parse(fs.readFileSync(path.join(DIR, "claims.json"), "utf8")) : {};
@@ -56,15 +60,26 @@ describe.skipIf(!have)("TinyScout claims, recomputed with the engine", () => {
   it("expert specialisation: MI(category; expert) per layer", async () => {
     const L = model.config.nLayer;
     const cats: number[] = [], experts: number[][] = Array.from({ length: L }, () => []);
+    const content: number[] = [], imgExperts: number[][] = Array.from({ length: L }, () => []);
     for (const s of sets.mi) {
       const tr = await run(s, ["routing"]);
       const keep = s.cats.map((c, i) => (c !== 5 ? i : -1)).filter((i) => i >= 0);
+      const patches = s.cats.map((c, i) => (c === 4 ? i : -1)).filter((i) => i >= 0);
       keep.forEach((i) => cats.push(s.cats[i]));
-      for (let l = 0; l < L; l++) { const r = tr.routing(l); keep.forEach((i) => experts[l].push(r.experts[i * r.k])); }
+      if (patches.length) content.push(...s.patch_labels!);
+      for (let l = 0; l < L; l++) {
+        const r = tr.routing(l);
+        keep.forEach((i) => experts[l].push(r.experts[i * r.k]));
+        patches.forEach((i) => imgExperts[l].push(r.experts[i * r.k]));
+      }
     }
+    const layers = claims.specialisation.layers as { mi_bits: number; image_content_mi_bits: number }[];
     const ours = experts.map((e) => miBits(cats, e));
-    console.log(`[tinyscout claims, engine] MI bits per layer: ${ours.map((m) => m.toFixed(4)).join(", ")} (python: ${claims.specialisation.layers.map((l: { mi_bits: number }) => l.mi_bits).join(", ")})`);
-    ours.forEach((m, l) => expect(Math.abs(m - claims.specialisation.layers[l].mi_bits)).toBeLessThan(0.002));
+    const oursImg = imgExperts.map((e) => miBits(content, e));
+    console.log(`[tinyscout claims, engine] MI bits per layer: ${ours.map((m) => m.toFixed(4)).join(", ")} (python: ${layers.map((l) => l.mi_bits).join(", ")}); ` +
+      `image content: ${oursImg.map((m) => m.toFixed(4)).join(", ")} (python: ${layers.map((l) => l.image_content_mi_bits).join(", ")})`);
+    ours.forEach((m, l) => expect(Math.abs(m - layers[l].mi_bits)).toBeLessThan(0.002));
+    oursImg.forEach((m, l) => expect(Math.abs(m - layers[l].image_content_mi_bits)).toBeLessThan(0.002));
   });
 
   it("grounding: pointing game", async () => {
@@ -99,5 +114,7 @@ describe.skipIf(!have)("TinyScout claims, recomputed with the engine", () => {
     expect(test.length).toBe(pg.test_refs);
     expect(Math.abs(meanAcc - pg.accuracy_mean_all_heads)).toBeLessThanOrEqual(0.01);
     expect(Math.abs(headAcc - best.test_accuracy)).toBeLessThanOrEqual(0.01);
+    const layerMean = (l: number) => (m: Float64Array[][]) => mean([m[l]]);
+    for (let l = 0; l < L; l++) expect(Math.abs(acc(test, layerMean(l)) - pg.per_layer_mean_heads_test[l])).toBeLessThanOrEqual(0.01);
   });
 });

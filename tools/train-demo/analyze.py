@@ -64,9 +64,24 @@ def run_batches(model, tok, samples, want, bs=16):
     return outs
 
 
+def patch_labels(objects):
+    """What lies under each of the 36 image tokens (6x6 cells of 28 px, row-major): 0 for background,
+    else 1 + colour index * 3 + shape index of the object whose box holds the cell centre."""
+    out = []
+    for t in range(GRID6 * GRID6):
+        lab = 0
+        for o in objects:
+            if hit(t, o["box"]):
+                lab = 1 + list(COLOURS).index(o["colour"]) * len(SHAPES) + SHAPES.index(o["shape"])
+        out.append(lab)
+    return out
+
+
 def specialisation(model, tok, samples, reps=20):
     L = len(model.language_model.model.layers)
+    patch = tok.sid("<|patch|>")
     cats, toks, experts = [], [], [[] for _ in range(L)]
+    content, img_experts = [], [[] for _ in range(L)]
     for chunk, ids, aux in run_batches(model, tok, samples, ()):
         T = ids.shape[1]
         for b, s in enumerate(chunk):
@@ -74,12 +89,17 @@ def specialisation(model, tok, samples, reps=20):
             keep = [i for i in range(n_tok) if s["cats"][i] != 5]  # drop special/markup tokens
             cats += [s["cats"][i] for i in keep]
             toks += [s["tokens"][i] for i in keep]
+            img = [i for i in range(n_tok) if s["tokens"][i] == patch]
+            if img:
+                content += patch_labels(s["objects"])
             for l in range(L):
                 top = aux["routes"][l]["topk"].view(-1, T)[b]
                 experts[l] += [int(top[i]) for i in keep]
-    cats, toks = np.array(cats), np.array(toks)
+                img_experts[l] += [int(top[i]) for i in img]
+    cats, toks, content = np.array(cats), np.array(toks), np.array(content)
     srng = np.random.RandomState(0)
-    res = {"tokens": int(len(cats)), "H_category_bits": entropy_bits(cats),
+    res = {"tokens": int(len(cats)), "H_category_bits": entropy_bits(cats), "image_tokens": int(len(content)),
+           "H_image_content_bits": entropy_bits(content),
            "category_counts": {CATEGORIES[c]: int((cats == c).sum()) for c in range(5)}, "layers": []}
     text = cats != 4
     types = np.unique(toks[text])
@@ -99,8 +119,17 @@ def specialisation(model, tok, samples, reps=20):
             if m.any():
                 cnt = np.bincount(e[m], minlength=model.language_model.cfg["num_local_experts"])
                 dom[CATEGORIES[c]] = {"expert": int(cnt.argmax()), "share": round(float(cnt.max() / m.sum()), 3)}
+        # Image tokens are all the same token (<|patch|>): whatever their routing says about the picture
+        # under them comes from the vision features, not from token identity.
+        ie = np.array(img_experts[l])
+        mi_img = mi_bits(content, ie)
+        ishuf = [mi_bits(srng.permutation(content), ie) for _ in range(reps)]
+        obj = content > 0
         res["layers"].append({
             "layer": l, "mi_bits": round(mi, 4), "shuffled_mi_bits_mean": round(float(np.mean(shuf)), 4),
+            "image_content_mi_bits": round(mi_img, 4), "image_content_shuffled_mi_bits_mean": round(float(np.mean(ishuf)), 4),
+            "image_content_shuffled_mi_bits_max": round(float(np.max(ishuf)), 4),
+            "image_object_vs_background_mi_bits": round(mi_bits(obj.astype(int), ie), 4),
             "shuffled_mi_bits_max": round(float(np.max(shuf)), 4), "H_expert_bits": round(entropy_bits(e), 3),
             "text_only_mi_bits": round(mi_text, 4), "word_type_shuffled_mi_bits_mean": round(float(np.mean(tshuf)), 4),
             "word_type_shuffled_mi_bits_max": round(float(np.max(tshuf)), 4), "dominant_expert": dom})
@@ -206,7 +235,8 @@ def save_heldout(folder, sets):
         rows = []
         for s in samples:
             r = {"text": s["text"], "tokens": s["tokens"], "cats": s["cats"], "refs": s["refs"],
-                 "boxes": [o["box"] for o in s["objects"]], "image": None}
+                 "boxes": [o["box"] for o in s["objects"]], "image": None,
+                 "patch_labels": patch_labels(s["objects"]) if s["image"] is not None else None}
             if s["image"] is not None:
                 r["image"] = f"img-{n:04d}.png"
                 write_png(os.path.join(folder, r["image"]), s["image"])
@@ -225,8 +255,6 @@ def main():
     ap.add_argument("--n-point", type=int, default=240)
     ap.add_argument("--n-qa", type=int, default=120)
     ap.add_argument("--out", default=os.path.join(here, "..", "..", "models", "tinyscout", "claims.json"))
-    ap.add_argument("--answer-maps", action="store_true",
-                    help="only add the pointing game read at the answer position (trained and untrained) to an existing --out")
     ap.add_argument("--save-heldout", default="", help="folder to write the held-out sets to (PNGs + heldout.json), for the engine's check")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -236,28 +264,19 @@ def main():
     mi_set = [tokenize_sample(tok, make_sample(rng)) for _ in range(a.n_mi)]
     rng = random.Random(777)
     val_set, test_set = ground_samples(tok, rng, a.n_point // 2), ground_samples(tok, rng, a.n_point)
-    if a.answer_maps:
-        res = json.load(open(a.out))
-        torch.manual_seed(0)
-        from model import TinyScout
-        init = TinyScout(tok.vocab_size, tok.sid("<|patch|>")).eval()
-        res["pointing_game_at_answer"] = pointing(model, tok, val_set, test_set, "answer")
-        res["untrained"]["pointing_game_at_answer"] = pointing(init, tok, val_set, test_set, "answer")
-        with open(a.out, "w") as f:
-            json.dump(res, f, indent=1)
-        print(json.dumps(res["pointing_game_at_answer"]), json.dumps(res["untrained"]["pointing_game_at_answer"]))
-        return
     if a.save_heldout:
         save_heldout(a.save_heldout, {"mi": mi_set, "point_val": val_set, "point_test": test_set})
     res = {"checkpoint": a.ckpt,
            "specialisation": specialisation(model, tok, mi_set),
            "pointing_game": pointing(model, tok, val_set, test_set),
+           "pointing_game_at_answer": pointing(model, tok, val_set, test_set, "answer"),
            "answers": answer_accuracy(model, tok, random.Random(4242), a.n_qa)}
     # Baseline model: the same architecture at its initialisation (train.py: torch.manual_seed(seed) then TinyScout(...)).
     torch.manual_seed(torch.load(a.ckpt)["args"]["seed"] if "args" in torch.load(a.ckpt) else 0)
     from model import TinyScout
     init = TinyScout(tok.vocab_size, tok.sid("<|patch|>")).eval()
-    res["untrained"] = {"specialisation": specialisation(init, tok, mi_set), "pointing_game": pointing(init, tok, val_set, test_set)}
+    res["untrained"] = {"specialisation": specialisation(init, tok, mi_set), "pointing_game": pointing(init, tok, val_set, test_set),
+                        "pointing_game_at_answer": pointing(init, tok, val_set, test_set, "answer")}
     with open(a.out, "w") as f:
         json.dump(res, f, indent=1)
     print(json.dumps(res, indent=1))

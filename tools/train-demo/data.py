@@ -75,7 +75,12 @@ def make_scene(rng):
 
 
 def at(pos):
-    return "in the center" if pos == "center" else "at the " + pos
+    """English picks the preposition by place: "on the left", "in the center", "at the top left". So the word
+    after an object's name already depends on where the object is, which gives the object word itself a reason
+    to look at its object (the pointing game measures exactly that)."""
+    if pos == "center":
+        return "in the center"
+    return ("on the " if pos in ("left", "right") else "at the ") + pos
 
 
 def caption(objects):

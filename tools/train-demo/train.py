@@ -1,6 +1,6 @@
 """Trains TinyScout on the synthetic scenes of data.py.
 
-    OMP_NUM_THREADS=1 /usr/bin/python3 tools/train-demo/train.py --steps 1500 --seed 0 --out tools/train-demo/out
+    OMP_NUM_THREADS=1 /usr/bin/python3 tools/train-demo/train.py          # the defaults made models/tinyscout
 
 Writes out/tokenizer-merges.json, out/ckpt.pt (every 100 steps and at the end) and out/log.txt.
 """
@@ -64,16 +64,16 @@ def get_tokenizer(out):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--aux", type=float, default=0.01, help="load-balancing loss weight")
+    ap.add_argument("--aux", type=float, default=0.003, help="load-balancing loss weight")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
     ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--until", type=int, default=0, help="stop after this step (the schedule still follows --steps)")
-    ap.add_argument("--aux-vision", type=float, default=0.0,
+    ap.add_argument("--aux-vision", type=float, default=0.5,
                     help="weight of training-only probes on the image tokens (cell index, colour, shape under the token centre)")
     args = ap.parse_args()
     torch.set_num_threads(1)
