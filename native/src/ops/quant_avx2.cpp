@@ -13,9 +13,9 @@
 // Kernel shapes:
 //   ntok == 1 (decode GEMV, `gemv_*`): one pass over the weight bytes. Q8_0/Q4_0 quants are
 //             widened straight from memory; Q4_K/Q5_K/Q6_K first unpack a block's quants to bytes
-//             in a 256-byte stack buffer and widen from there (the cheapest way on AVX2: measured
-//             1.5x for Q6_K against widening from registers). Block and sub-block scales multiply
-//             partial sums, never single weights; K-quant mins use the sub-block sums of x, which
+//             in element order (a 256-byte buffer the compiler may keep in registers) and widen 8 at
+//             a time. Block and sub-block scales multiply partial sums, never single weights (1.5x
+//             for Q6_K against scaling every weight); K-quant mins use the sub-block sums of x, which
 //             dot_rows computes once for all its rows.
 //   ntok  > 1 (prefill): 256 weights at a time are decoded once into a 1 KiB scratch; dot
 //             multiplies the scratch into groups of up to 8 activation rows (8 FMA chains),
