@@ -12,9 +12,9 @@
 //
 // Kernel shapes:
 //   ntok == 1 (decode GEMV, `gemv_*`): one pass over the weight bytes. Q8_0/Q4_0 quants are
-//             widened straight from memory; Q4_K/Q5_K/Q6_K first unpack a block's quants to bytes
-//             in element order (a 256-byte buffer the compiler may keep in registers) and widen 8 at
-//             a time. Block and sub-block scales multiply partial sums, never single weights (1.5x
+//             widened straight from memory, 8 bytes at a time (Q4_0/Q4_K/Q5_K: one widening gives
+//             8 quants of two sub-blocks); Q6_K first assembles a block's quants as bytes in element
+//             order (a 256-byte buffer) and widens 8 at a time. Block and sub-block scales multiply partial sums, never single weights (1.5x
 //             for Q6_K against scaling every weight); K-quant mins use the sub-block sums of x, which
 //             dot_rows computes once for all its rows.
 //   ntok  > 1 (prefill): 256 weights at a time are decoded once into a 1 KiB scratch; dot
@@ -369,15 +369,13 @@ MS_INLINE void subblock_sums(const float* x, int64_t n, float* xs) {
 }
 
 // Q4_K and Q5_K: 32 bytes of qs hold sub-blocks 2j (low nibbles) and 2j+1 (high nibbles); Q5_K
-// adds the fifth bit of element l of sub-block s as bit s of qh[l]. The quants are first unpacked
-// to bytes in element order (32 at a time, a handful of byte operations), then widened from there
-// like Q8_0's and multiplied into x. The scale multiplies each 32-element sum once, and the min
-// term is m * (sum of x over the sub-block), from the sums xs.
+// adds the fifth bit of element l of sub-block s as bit s of qh[l]. Eight bytes widened once give
+// eight quants of each of the two sub-blocks (as Q4_0 does: 1.5x against unpacking to bytes first),
+// converted to float and multiplied into x. The scale multiplies each 32-element sum once, and the
+// min term is m * (sum of x over the sub-block), from the sums xs.
 template <bool FIVE_BITS>
 MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_off, int64_t nb, const float* x,
                             const float* xs) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-  alignas(32) uint8_t q[QK_K];
   alignas(32) float dsc[8];
   // Each block's sum of d*sc*q*x and its min term nearly cancel when x has a large common offset;
   // subtracting them block by block keeps the running sum (and its rounding) at the size of the
@@ -393,31 +391,29 @@ MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_o
     _mm256_store_ps(dsc, _mm256_mul_ps(d, u8_to_f32(smv)));                          // d * sc, per sub-block
     const __m256 bm = _mm256_mul_ps(_mm256_mul_ps(dmin, u8_to_f32(hi64(smv))), _mm256_loadu_ps(xs));  // dmin * m * sum x
     const uint8_t* qs = blk + qs_off;
-    const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)(blk + 16)) : _mm256_setzero_si256();
-    MS_UNROLL for (int j = 0; j < 4; ++j) {
-      const __m256i v = _mm256_loadu_si256((const __m256i*)(qs + 32 * j));
-      __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      if (FIVE_BITS) {
-        const __m256i bit0 = _mm256_set1_epi8((char)(1 << (2 * j))), bit1 = _mm256_set1_epi8((char)(2 << (2 * j)));
-        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit0), bit0), sixteen));
-        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit1), bit1), sixteen));
-      }
-      _mm256_store_si256((__m256i*)(q + 64 * j), lo);
-      _mm256_store_si256((__m256i*)(q + 64 * j + 32), hi);
-    }
+    const uint8_t* qh = blk + 16;  // Q5_K only
+    const __m256i m4 = _mm256_set1_epi32(0x0F), one = _mm256_set1_epi32(1);
     __m256 bd0 = _mm256_setzero_ps(), bd1 = _mm256_setzero_ps();
-    MS_UNROLL for (int s = 0; s < 8; s += 2) {
-      const uint8_t* q0 = q + 32 * s;
-      const float* x0 = x + 32 * s;
-      // Two sub-blocks, two independent chains each: with one chain the FMA latency would set the pace.
-      const __m256 s0 = _mm256_add_ps(
-          _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_u8x8(q0)), _mm256_loadu_ps(x0), _mm256_mul_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 8)), _mm256_loadu_ps(x0 + 8))),
-          _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 16)), _mm256_loadu_ps(x0 + 16), _mm256_mul_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 24)), _mm256_loadu_ps(x0 + 24))));
-      const __m256 s1 = _mm256_add_ps(
-          _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 32)), _mm256_loadu_ps(x0 + 32), _mm256_mul_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 40)), _mm256_loadu_ps(x0 + 40))),
-          _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 48)), _mm256_loadu_ps(x0 + 48), _mm256_mul_ps(_mm256_cvtepi32_ps(load_u8x8(q0 + 56)), _mm256_loadu_ps(x0 + 56))));
-      bd0 = _mm256_fmadd_ps(_mm256_broadcast_ss(dsc + s), s0, bd0);
-      bd1 = _mm256_fmadd_ps(_mm256_broadcast_ss(dsc + s + 1), s1, bd1);
+    MS_UNROLL for (int j = 0; j < 4; ++j) {
+      const float* xa = x + 64 * j;
+      const float* xb = xa + 32;
+      // Two independent chains per sum (elements l and l + 8 of each 16): with one chain the FMA
+      // latency, not the arithmetic, would set the pace.
+      __m256 sa[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, sb[2] = {sa[0], sa[0]};
+      MS_UNROLL for (int l = 0; l < 32; l += 8) {
+        const int c = (l >> 3) & 1;
+        const __m256i v = load_u8x8(qs + 32 * j + l);
+        __m256i qa = _mm256_and_si256(v, m4), qb = _mm256_srli_epi32(v, 4);
+        if (FIVE_BITS) {
+          const __m256i h = load_u8x8(qh + l);
+          qa = _mm256_or_si256(qa, _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * j), one), 4));
+          qb = _mm256_or_si256(qb, _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * j + 1), one), 4));
+        }
+        sa[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(qa), _mm256_loadu_ps(xa + l), sa[c]);
+        sb[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(qb), _mm256_loadu_ps(xb + l), sb[c]);
+      }
+      bd0 = _mm256_fmadd_ps(_mm256_broadcast_ss(dsc + 2 * j), _mm256_add_ps(sa[0], sa[1]), bd0);
+      bd1 = _mm256_fmadd_ps(_mm256_broadcast_ss(dsc + 2 * j + 1), _mm256_add_ps(sb[0], sb[1]), bd1);
     }
     // bm's lanes are sub-blocks, bd's are element positions: only the sum over lanes matters.
     acc = _mm256_add_ps(acc, _mm256_sub_ps(_mm256_add_ps(bd0, bd1), bm));
