@@ -12,7 +12,7 @@ namespace moescope {
 namespace {
 
 // Tokens per weight pass: the weight block is decoded once per tile; the tile's activations stay in L2.
-constexpr int64_t kTokenTile = 32;
+constexpr int64_t kTokenTile = 128;
 
 void matmul_out_major(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy) {
   // Rows in groups of 16 keep each thread's writes apart (no false sharing on y).

@@ -17,10 +17,10 @@
 //             order (a 256-byte buffer) and widens 8 at a time. Block and sub-block scales multiply partial sums, never single weights (1.5x
 //             for Q6_K against scaling every weight); K-quant mins use the sub-block sums of x, which
 //             dot_rows computes once for all its rows.
-//   ntok  > 1 (prefill): 256 weights at a time are decoded once into a 1 KiB scratch; dot
-//             multiplies the scratch into groups of up to 8 activation rows (8 FMA chains),
-//             dot_rows decodes 4 weight rows and runs 4-row x 2-token register tiles, so every
-//             activation vector loaded feeds 4 FMAs. dot_rows gives dot's results bit for bit.
+//   ntok  > 1 (prefill): 256 weights of each of 16 rows are decoded once into floats and packed
+//             k-major; a 6-token x 16-row register tile then runs two weight loads, six
+//             broadcasts and twelve FMAs per k (dot_panel); sums of 8 k are added pairwise. One row (dot) is a panel of one row,
+//             so dot_rows gives dot's results bit for bit.
 #include <cstddef>
 #include <cstring>
 
@@ -206,104 +206,141 @@ struct Q6_K {
   }
 };
 
-// ---- the shared prefill driver ----
+// ---- the prefill driver: panels of 16 weight rows, packed k-major, against tiles of 6 tokens ----
+// 256 weights of each of 16 rows are decoded once into floats and transposed, so that the 16 rows'
+// weights for one k sit in two vectors. The register tile is 6 tokens x 16 rows: per k, two weight
+// vectors and six broadcast activations feed twelve FMAs (12 accumulators + 2 + 1 of the 16
+// registers, the shape of BLIS's microkernels), and no horizontal sums are needed. Each output is
+// the float32 FMA chain over k in order, whatever the rows and tokens that share the call, so
+// dot == dot_rows bit for bit, and a token's result does not depend on the batch it came in.
+constexpr int CHUNK = 256;  // weights per row decoded per pass: one K-quant block, 8 Q8_0 blocks
+constexpr int PANEL = 16;
+constexpr int TILE_TOKENS = 6;
+constexpr int TOKENS_PER_PASS = 128;
 
-// acc[g] += sum over i < cnt8 of w[i] * x_g[i], for G activation rows at stride ldx.
-template <int G>
-MS_INLINE void fma_rows(const float* w, int64_t cnt8, const float* x, int64_t ldx, __m256* acc) {
-  __m256 a[G];
-  MS_UNROLL for (int g = 0; g < G; ++g) a[g] = acc[g];
-  for (int64_t i = 0; i < cnt8; i += 8) {
-    const __m256 wv = _mm256_loadu_ps(w + i);
-    MS_UNROLL for (int g = 0; g < G; ++g) a[g] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + g * ldx + i), a[g]);
+// 8 rows x 8 floats (row r at src + r * lds) -> 8 k x 8 rows (k at dst + k * ldd).
+MS_INLINE void transpose8(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r[8], t[8], s[8];
+  MS_UNROLL for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(src + i * lds);
+  MS_UNROLL for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
   }
-  MS_UNROLL for (int g = 0; g < G; ++g) acc[g] = a[g];
+  MS_UNROLL for (int i = 0; i < 8; i += 4) {
+    s[i + 0] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  MS_UNROLL for (int j = 0; j < 4; ++j) {
+    _mm256_store_ps(dst + j * ldd, _mm256_permute2f128_ps(s[j], s[j + 4], 0x20));
+    _mm256_store_ps(dst + (j + 4) * ldd, _mm256_permute2f128_ps(s[j], s[j + 4], 0x31));
+  }
 }
 
-// Multiply a decoded span of cnt weights into nt activation rows: groups of 8, then 4, 2, 1.
-// Elements past the last multiple of 8 (only F32/F16/BF16 rows can have them) go to `tail`.
-MS_INLINE void span_into_rows(const float* w, int64_t cnt, const float* x, int64_t ldx, int nt, __m256* acc,
-                              float* tail) {
-  const int64_t cnt8 = cnt & ~(int64_t)7;
+// acc[t][h] += sum over k < cnt of pk[k][8h .. 8h+7] * x_t[k], for TT tokens at stride ldx.
+// Rounding: the registers sum 8 k at a time, and those span sums are added pairwise as they come
+// (a binary counter: level j holds the sum of 2^j spans); a chunk's sum is added to acc. Each
+// output is then a chain of 8 + 5 + n/256 additions, never longer than the n/8 + 3 of an 8-lane
+// dot product, and the same whatever rows and tokens share the call.
+constexpr int64_t SUM_SPAN = 8;
+constexpr int SUM_LEVELS = 6;  // 2^5 = 32 spans = one chunk
+
+template <int TT>
+MS_INLINE void panel_tile(const float* pk, int64_t cnt, const float* x, int64_t ldx, __m256 (*acc)[2]) {
+  __m256 level[SUM_LEVELS][TT][2];
+  unsigned spans = 0;
+  for (int64_t k0 = 0; k0 < cnt; k0 += SUM_SPAN, ++spans) {
+    const int64_t k1 = cnt - k0 < SUM_SPAN ? cnt : k0 + SUM_SPAN;
+    __m256 a[TT][2];
+    MS_UNROLL for (int t = 0; t < TT; ++t) a[t][0] = a[t][1] = _mm256_setzero_ps();
+    for (int64_t k = k0; k < k1; ++k) {
+      const __m256 w0 = _mm256_load_ps(pk + k * PANEL), w1 = _mm256_load_ps(pk + k * PANEL + 8);
+      MS_UNROLL for (int t = 0; t < TT; ++t) {
+        const __m256 xb = _mm256_broadcast_ss(x + t * ldx + k);
+        a[t][0] = _mm256_fmadd_ps(w0, xb, a[t][0]);
+        a[t][1] = _mm256_fmadd_ps(w1, xb, a[t][1]);
+      }
+    }
+    int j = 0;
+    for (unsigned c = spans; c & 1; c >>= 1, ++j)
+      MS_UNROLL for (int t = 0; t < TT; ++t) {
+        a[t][0] = _mm256_add_ps(level[j][t][0], a[t][0]);
+        a[t][1] = _mm256_add_ps(level[j][t][1], a[t][1]);
+      }
+    MS_UNROLL for (int t = 0; t < TT; ++t) { level[j][t][0] = a[t][0]; level[j][t][1] = a[t][1]; }
+  }
+  // What the counter holds: its levels from the lowest set bit up (all of them for 32 spans).
+  int j = 0;
+  while (!((spans >> j) & 1)) ++j;
+  __m256 sum[TT][2];
+  MS_UNROLL for (int t = 0; t < TT; ++t) { sum[t][0] = level[j][t][0]; sum[t][1] = level[j][t][1]; }
+  for (++j; (spans >> j) != 0; ++j)
+    if ((spans >> j) & 1)
+      MS_UNROLL for (int t = 0; t < TT; ++t) {
+        sum[t][0] = _mm256_add_ps(level[j][t][0], sum[t][0]);
+        sum[t][1] = _mm256_add_ps(level[j][t][1], sum[t][1]);
+      }
+  MS_UNROLL for (int t = 0; t < TT; ++t) {
+    acc[t][0] = _mm256_add_ps(acc[t][0], sum[t][0]);
+    acc[t][1] = _mm256_add_ps(acc[t][1], sum[t][1]);
+  }
+}
+
+template <int TT>
+MS_INLINE void panel_tiles(const float* pk, int64_t cnt, const float* x, int64_t ldx, int nt, __m256 (*acc)[2]) {
   int t = 0;
-  for (; t + 8 <= nt; t += 8) fma_rows<8>(w, cnt8, x + t * ldx, ldx, acc + t);
-  if (t + 4 <= nt) { fma_rows<4>(w, cnt8, x + t * ldx, ldx, acc + t); t += 4; }
-  if (t + 2 <= nt) { fma_rows<2>(w, cnt8, x + t * ldx, ldx, acc + t); t += 2; }
-  if (t < nt) fma_rows<1>(w, cnt8, x + t * ldx, ldx, acc + t);
-  if (cnt8 != cnt) {
-    for (int r = 0; r < nt; ++r)
-      for (int64_t i = cnt8; i < cnt; ++i) tail[r] += w[i] * x[r * ldx + i];
+  for (; t + TT <= nt; t += TT) panel_tile<TT>(pk, cnt, x + t * ldx, ldx, acc + t);
+  switch (nt - t) {  // the last tokens of the pass
+    case 5: panel_tile<5>(pk, cnt, x + t * ldx, ldx, acc + t); break;
+    case 4: panel_tile<4>(pk, cnt, x + t * ldx, ldx, acc + t); break;
+    case 3: panel_tile<3>(pk, cnt, x + t * ldx, ldx, acc + t); break;
+    case 2: panel_tile<2>(pk, cnt, x + t * ldx, ldx, acc + t); break;
+    case 1: panel_tile<1>(pk, cnt, x + t * ldx, ldx, acc + t); break;
+    default: break;
   }
 }
 
-constexpr int CHUNK = 256;  // weights decoded per scratch fill: one K-quant block, 8 Q8_0 blocks
-constexpr int TOKENS_PER_PASS = 64;
-
-// The prefill loop for any type: DECODE(w_row, i0, cnt, scratch) -> pointer to cnt floats.
+// nrows (1..16) rows, row r at w + r * stride, against ntok activation rows; out[t * ldo + r].
+// DECODE(row, i0, cnt, dst) writes cnt decoded floats of the row, from element i0, to dst.
 template <class Decode>
-MS_INLINE void dot_rows(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo,
-                        Decode decode) {
-  alignas(32) float scratch[CHUNK];
-  __m256 acc[TOKENS_PER_PASS];
-  float tail[TOKENS_PER_PASS];
+MS_INLINE void dot_panel(const uint8_t* w, size_t stride, int nrows, const float* x, int64_t ldx, int64_t n, int ntok,
+                         float* out, int64_t ldo, Decode decode) {
+  alignas(32) float rows[PANEL][CHUNK];
+  alignas(32) float pk[CHUNK * PANEL];
+  __m256 acc[TOKENS_PER_PASS][2];
+  for (int r = nrows; r < PANEL; ++r) memset(rows[r], 0, sizeof(rows[r]));  // absent rows compute zeros
   for (int t0 = 0; t0 < ntok; t0 += TOKENS_PER_PASS) {
     const int nt = ntok - t0 < TOKENS_PER_PASS ? ntok - t0 : TOKENS_PER_PASS;
-    for (int t = 0; t < nt; ++t) { acc[t] = _mm256_setzero_ps(); tail[t] = 0.0f; }
+    for (int t = 0; t < nt; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     const float* xt = x + (int64_t)t0 * ldx;
     for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
       const int64_t cnt = n - i0 < CHUNK ? n - i0 : CHUNK;
-      const float* wf = decode(w, i0, cnt, scratch);
-      span_into_rows(wf, cnt, xt + i0, ldx, nt, acc, tail);
+      const int64_t cnt8 = (cnt + 7) & ~(int64_t)7;  // element rows need not be multiples of 8
+      for (int r = 0; r < nrows; ++r) {
+        decode(w + r * stride, i0, cnt, rows[r]);
+        if (cnt8 != cnt) memset(rows[r] + cnt, 0, (size_t)(cnt8 - cnt) * sizeof(float));
+      }
+      for (int64_t k0 = 0; k0 < cnt8; k0 += 8) {
+        transpose8(&rows[0][k0], CHUNK, pk + k0 * PANEL, PANEL);
+        if (nrows > 8) transpose8(&rows[8][k0], CHUNK, pk + k0 * PANEL + 8, PANEL);
+      }
+      if (nrows <= 8)  // the second half of the panel is zeros: skip its transposes, not its FMAs
+        for (int64_t k = 0; k < cnt8; ++k) _mm256_store_ps(pk + k * PANEL + 8, _mm256_setzero_ps());
+      panel_tiles<TILE_TOKENS>(pk, cnt, xt + i0, ldx, nt, acc);
     }
-    for (int t = 0; t < nt; ++t) out[(int64_t)(t0 + t) * ldo] = hsum(acc[t]) + tail[t];
-  }
-}
-
-// ---- the multi-row prefill driver (dot_rows) ----
-// One row at a time, every activation row is streamed from cache once per weight row. Four weight
-// rows at a time, each activation vector loaded feeds 4 FMAs: the tile is 4 rows x 2 tokens
-// (8 accumulators, 4 weight vectors, 1 activation vector: 13 of the 16 registers).
-constexpr int TILE_ROWS = 4;
-
-template <int T>
-MS_INLINE void fma_tile(const float* const* w, int64_t cnt, const float* x, int64_t ldx, __m256 (*acc)[TILE_ROWS]) {
-  __m256 a[T][TILE_ROWS];
-  MS_UNROLL for (int t = 0; t < T; ++t)
-    MS_UNROLL for (int r = 0; r < TILE_ROWS; ++r) a[t][r] = acc[t][r];
-  for (int64_t i = 0; i < cnt; i += 8) {
-    __m256 wv[TILE_ROWS];
-    MS_UNROLL for (int r = 0; r < TILE_ROWS; ++r) wv[r] = _mm256_load_ps(w[r] + i);
-    MS_UNROLL for (int t = 0; t < T; ++t) {
-      const __m256 xv = _mm256_loadu_ps(x + t * ldx + i);
-      MS_UNROLL for (int r = 0; r < TILE_ROWS; ++r) a[t][r] = _mm256_fmadd_ps(wv[r], xv, a[t][r]);
+    for (int t = 0; t < nt; ++t) {
+      float* o = out + (int64_t)(t0 + t) * ldo;
+      if (nrows == PANEL) {
+        _mm256_storeu_ps(o, acc[t][0]);
+        _mm256_storeu_ps(o + 8, acc[t][1]);
+      } else {
+        alignas(32) float v[PANEL];
+        _mm256_store_ps(v, acc[t][0]);
+        _mm256_store_ps(v + 8, acc[t][1]);
+        for (int r = 0; r < nrows; ++r) o[r] = v[r];
+      }
     }
-  }
-  MS_UNROLL for (int t = 0; t < T; ++t)
-    MS_UNROLL for (int r = 0; r < TILE_ROWS; ++r) acc[t][r] = a[t][r];
-}
-
-// Four rows (row r at w + r * stride bytes) against ntok activation rows; out[t * ldo + r].
-// DECODE(row, i0, cnt, scratch) writes cnt floats (a multiple of 8) to the 32-byte aligned scratch.
-template <class Decode>
-MS_INLINE void dot_4rows(const uint8_t* w, size_t stride, const float* x, int64_t ldx, int64_t n, int ntok, float* out,
-                         int64_t ldo, Decode decode) {
-  alignas(32) float scratch[TILE_ROWS][CHUNK];
-  __m256 acc[TOKENS_PER_PASS][TILE_ROWS];
-  const float* rows[TILE_ROWS] = {scratch[0], scratch[1], scratch[2], scratch[3]};
-  for (int t0 = 0; t0 < ntok; t0 += TOKENS_PER_PASS) {
-    const int nt = ntok - t0 < TOKENS_PER_PASS ? ntok - t0 : TOKENS_PER_PASS;
-    for (int t = 0; t < nt; ++t)
-      for (int r = 0; r < TILE_ROWS; ++r) acc[t][r] = _mm256_setzero_ps();
-    const float* xt = x + (int64_t)t0 * ldx;
-    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
-      const int64_t cnt = n - i0 < CHUNK ? n - i0 : CHUNK;
-      for (int r = 0; r < TILE_ROWS; ++r) decode(w + r * stride, i0, cnt, scratch[r]);
-      int t = 0;
-      for (; t + 2 <= nt; t += 2) fma_tile<2>(rows, cnt, xt + t * ldx + i0, ldx, acc + t);
-      if (t < nt) fma_tile<1>(rows, cnt, xt + t * ldx + i0, ldx, acc + t);
-    }
-    for (int t = 0; t < nt; ++t)
-      for (int r = 0; r < TILE_ROWS; ++r) out[(int64_t)(t0 + t) * ldo + r] = hsum(acc[t][r]);
   }
 }
 
@@ -486,34 +523,33 @@ float gemv_q6_K(const block_q6_K* b, int64_t nb, const float* x) {
 
 // ---- the kernels ----
 
+// A block type's rows decoded into floats, for the prefill panels.
+template <class T>
+struct DecodeBlocks {
+  MS_INLINE void operator()(const uint8_t* row, int64_t i0, int64_t cnt, float* dst) const {
+    StoreSink s{dst};
+    const typename T::block* blocks = (const typename T::block*)row;
+    for (int64_t b = i0 / T::QK; b < (i0 + cnt) / T::QK; ++b, s.y += T::QK) T::decode(blocks + b, s);
+  }
+};
+
 template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
 void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
-  const typename T::block* blocks = (const typename T::block*)w;
-  if (ntok == 1) {
-    out[0] = GEMV(blocks, n / T::QK, x);
-    return;
-  }
-  dot_rows(w, x, ldx, n, ntok, out, ldo, [blocks](const void*, int64_t i0, int64_t cnt, float* scratch) {
-    StoreSink s{scratch};
-    for (int64_t b = i0 / T::QK; b < (i0 + cnt) / T::QK; ++b, s.y += T::QK) T::decode(blocks + b, s);
-    return (const float*)scratch;
-  });
+  if (ntok == 1) out[0] = GEMV((const typename T::block*)w, n / T::QK, x);
+  else dot_panel((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
 }
 
-// nrows rows of a block type: tiles of 4 rows for prefill; single rows for the rest and for decode.
+// nrows rows of a block type: panels of 16 rows for prefill; single-row GEMVs for decode.
 template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
 void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n, int ntok,
                      float* out, int64_t ldo) {
   const uint8_t* wb = (const uint8_t*)w;
   int64_t r = 0;
   if (ntok > 1) {
-    for (; r + TILE_ROWS <= nrows; r += TILE_ROWS)
-      dot_4rows(wb + r * stride, stride, x, ldx, n, ntok, out + r, ldo,
-                [](const uint8_t* row, int64_t i0, int64_t cnt, float* scratch) {
-                  StoreSink s{scratch};
-                  const typename T::block* blocks = (const typename T::block*)row;
-                  for (int64_t b = i0 / T::QK; b < (i0 + cnt) / T::QK; ++b, s.y += T::QK) T::decode(blocks + b, s);
-                });
+    for (; r < nrows; r += PANEL)
+      dot_panel(wb + r * stride, stride, (int)(nrows - r < PANEL ? nrows - r : PANEL), x, ldx, n, ntok, out + r, ldo,
+                DecodeBlocks<T>{});
+    return;
   }
   if constexpr (T::KQUANT_BITS != 0) {
     // Decode of Q4_K/Q5_K rows: the sub-block sums of x are computed once for all rows, and each
@@ -562,6 +598,16 @@ struct LoadBF16 {
 };
 
 template <class L>
+struct DecodeElems {
+  MS_INLINE void operator()(const uint8_t* row, int64_t i0, int64_t cnt, float* dst) const {
+    const typename L::elem* e = (const typename L::elem*)row + i0;
+    int64_t i = 0;
+    for (; i + 8 <= cnt; i += 8) _mm256_store_ps(dst + i, L::load(e + i));
+    for (; i < cnt; ++i) dst[i] = L::one(e + i);
+  }
+};
+
+template <class L>
 void dot_elems(const void* wv, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
   const typename L::elem* w = (const typename L::elem*)wv;
   if (ntok == 1) {
@@ -579,29 +625,20 @@ void dot_elems(const void* wv, const float* x, int64_t ldx, int64_t n, int ntok,
     out[0] = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
     return;
   }
-  dot_rows(wv, x, ldx, n, ntok, out, ldo, [w](const void*, int64_t i0, int64_t cnt, float* scratch) {
-    if (sizeof(typename L::elem) == sizeof(float)) return (const float*)(w + i0);  // F32: nothing to decode
-    int64_t i = 0;
-    for (; i + 8 <= cnt; i += 8) _mm256_store_ps(scratch + i, L::load(w + i0 + i));
-    for (; i < cnt; ++i) scratch[i] = L::one(w + i0 + i);
-    return (const float*)scratch;
-  });
+  dot_panel((const uint8_t*)wv, 0, 1, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
 }
 
 template <class L>
 void dot_rows_elems(const void* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n, int ntok,
                     float* out, int64_t ldo) {
   const uint8_t* wb = (const uint8_t*)w;
-  int64_t r = 0;
-  if (ntok > 1 && n % 8 == 0) {  // the tile has no scalar tail
-    for (; r + TILE_ROWS <= nrows; r += TILE_ROWS)
-      dot_4rows(wb + r * stride, stride, x, ldx, n, ntok, out + r, ldo,
-                [](const uint8_t* row, int64_t i0, int64_t cnt, float* scratch) {
-                  const typename L::elem* e = (const typename L::elem*)row + i0;
-                  for (int64_t i = 0; i < cnt; i += 8) _mm256_store_ps(scratch + i, L::load(e + i));
-                });
+  if (ntok > 1) {
+    for (int64_t r = 0; r < nrows; r += PANEL)
+      dot_panel(wb + r * stride, stride, (int)(nrows - r < PANEL ? nrows - r : PANEL), x, ldx, n, ntok, out + r, ldo,
+                DecodeElems<L>{});
+    return;
   }
-  for (; r < nrows; ++r) dot_elems<L>(wb + r * stride, x, ldx, n, ntok, out + r, ldo);
+  for (int64_t r = 0; r < nrows; ++r) dot_elems<L>(wb + r * stride, x, ldx, n, ntok, out + r, ldo);
 }
 
 }  // namespace
