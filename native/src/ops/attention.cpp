@@ -46,31 +46,56 @@ __attribute__((target("avx2,fma"))) inline __m256 load8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
 }
 
+__attribute__((target("avx2,fma"))) inline float hsum8(__m256 acc) {
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+  return _mm_cvtss_f32(s4);
+}
+
+// Eight keys at a time, so that eight FMA chains are in flight (one chain per key, as for a single
+// key: the values do not depend on how many keys share the loop).
 template <class E>
 __attribute__((target("avx2,fma"))) void scores_row_avx2(const float* q, const E* k, int64_t k_stride, int64_t n, int64_t Dh, float scale,
                                                            float* out) {
-  for (int64_t i = 0; i < n; i++) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 acc[8];
+    for (int j = 0; j < 8; j++) acc[j] = _mm256_setzero_ps();
+    for (int64_t d = 0; d < Dh; d += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + d);
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; j++) acc[j] = _mm256_fmadd_ps(qv, load8(k + (i + j) * k_stride + d), acc[j]);
+    }
+    for (int j = 0; j < 8; j++) out[i + j] = hsum8(acc[j]) * scale;
+  }
+  for (; i < n; i++) {
     const E* kr = k + i * k_stride;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t d = 0; d < Dh; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), load8(kr + d), acc);
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-    out[i] = _mm_cvtss_f32(s4) * scale;
+    out[i] = hsum8(acc) * scale;
   }
 }
 
+// 64 output dims at a time in eight registers (Dh % 8 == 0; a smaller last group), keys in order.
 template <class E>
 __attribute__((target("avx2,fma"))) void weighted_sum_avx2(const float* p, const E* v, int64_t v_stride, int64_t n, int64_t Dh, float* o) {
-  for (int64_t d0 = 0; d0 < Dh; d0 += 32) {
-    const int64_t nd = std::min<int64_t>(32, Dh - d0);  // up to four registers of accumulators
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t d0 = 0;
+  for (; d0 + 64 <= Dh; d0 += 64) {
+    __m256 acc[8];
+    for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i++) {
       const __m256 w = _mm256_set1_ps(p[i]);
       const E* vr = v + i * v_stride + d0;
-      for (int64_t r = 0; r < nd / 8; r++) acc[r] = _mm256_fmadd_ps(w, load8(vr + 8 * r), acc[r]);
+#pragma GCC unroll 8
+      for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(w, load8(vr + 8 * r), acc[r]);
     }
-    for (int64_t r = 0; r < nd / 8; r++) _mm256_storeu_ps(o + d0 + 8 * r, acc[r]);
+    for (int r = 0; r < 8; r++) _mm256_storeu_ps(o + d0 + 8 * r, acc[r]);
+  }
+  for (; d0 < Dh; d0 += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i++) acc = _mm256_fmadd_ps(_mm256_set1_ps(p[i]), load8(v + i * v_stride + d0), acc);
+    _mm256_storeu_ps(o + d0, acc);
   }
 }
 #endif
