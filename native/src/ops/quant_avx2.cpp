@@ -247,6 +247,16 @@ constexpr int64_t SUM_SPAN = 8;
 constexpr int SUM_LEVELS = 6;  // 2^5 = 32 spans = one chunk
 
 template <int TT>
+MS_INLINE void panel_step(const float* pk, const float* x, int64_t ldx, int64_t k, __m256 (*a)[2]) {
+  const __m256 w0 = _mm256_load_ps(pk + k * PANEL), w1 = _mm256_load_ps(pk + k * PANEL + 8);
+  MS_UNROLL for (int t = 0; t < TT; ++t) {
+    const __m256 xb = _mm256_broadcast_ss(x + t * ldx + k);
+    a[t][0] = _mm256_fmadd_ps(w0, xb, a[t][0]);
+    a[t][1] = _mm256_fmadd_ps(w1, xb, a[t][1]);
+  }
+}
+
+template <int TT>
 MS_INLINE void panel_tile(const float* pk, int64_t cnt, const float* x, int64_t ldx, __m256 (*acc)[2]) {
   __m256 level[SUM_LEVELS][TT][2];
   unsigned spans = 0;
@@ -254,13 +264,10 @@ MS_INLINE void panel_tile(const float* pk, int64_t cnt, const float* x, int64_t 
     const int64_t k1 = cnt - k0 < SUM_SPAN ? cnt : k0 + SUM_SPAN;
     __m256 a[TT][2];
     MS_UNROLL for (int t = 0; t < TT; ++t) a[t][0] = a[t][1] = _mm256_setzero_ps();
-    for (int64_t k = k0; k < k1; ++k) {
-      const __m256 w0 = _mm256_load_ps(pk + k * PANEL), w1 = _mm256_load_ps(pk + k * PANEL + 8);
-      MS_UNROLL for (int t = 0; t < TT; ++t) {
-        const __m256 xb = _mm256_broadcast_ss(x + t * ldx + k);
-        a[t][0] = _mm256_fmadd_ps(w0, xb, a[t][0]);
-        a[t][1] = _mm256_fmadd_ps(w1, xb, a[t][1]);
-      }
+    if (k1 - k0 == SUM_SPAN) {
+      MS_UNROLL for (int64_t k = k0; k < k0 + SUM_SPAN; ++k) panel_step<TT>(pk, x, ldx, k, a);
+    } else {
+      for (int64_t k = k0; k < k1; ++k) panel_step<TT>(pk, x, ldx, k, a);
     }
     int j = 0;
     for (unsigned c = spans; c & 1; c >>= 1, ++j)
