@@ -45,7 +45,7 @@ double measure_read_bandwidth(ThreadPool& pool, size_t bytes, int reps) {
   if (!buf) return 0;
   float* p = buf.get();
   pool.parallel_for(n, 4096, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; i++) p[i] = (float)(i & 7);  // touch every page from the thread that reads it
+    for (int64_t i = b; i < e; i++) p[i] = (float)(i & 7);  // fault every page in before timing
   });
 #if defined(__x86_64__) && defined(__GNUC__)
   const bool avx2 = __builtin_cpu_supports("avx2");

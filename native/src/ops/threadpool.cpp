@@ -1,5 +1,6 @@
 #include "ops/threadpool.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -34,7 +35,18 @@ bool spin_until(Pred pred) {
   }
 }
 
+// A job is cut into a few pieces per thread, taken in order by whichever thread is free: a core
+// slowed by another process, or a range that costs more (the late rows of causal attention),
+// then delays the job by one piece instead of by half of it.
+constexpr int64_t kPiecesPerThread = 4;
+
 }  // namespace
+
+void ThreadPool::run_pieces(int index) {
+  const int64_t n = job_n_, piece = job_piece_;
+  for (int64_t b; (b = job_next_.fetch_add(piece, std::memory_order_relaxed)) < n;)
+    (*job_)(b, b + piece < n ? b + piece : n, index);
+}
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
   for (int i = 1; i < n_threads_; i++) threads_.emplace_back([this, i] { worker(i); });
@@ -63,9 +75,7 @@ void ThreadPool::worker(int index) {
       if (stop_) return;
     }
     seen = generation_.load(std::memory_order_acquire);
-    const int64_t n = job_n_, chunk = job_chunk_;
-    const int64_t b = (int64_t)index * chunk, e = b + chunk < n ? b + chunk : n;
-    if (b < e) (*job_)(b, e, index);
+    run_pieces(index);
     if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) {
       std::lock_guard<std::mutex> lk(mu_);
       cv_done_.notify_one();
@@ -81,18 +91,19 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     fn(0, n, 0);
     return;
   }
-  int64_t chunk = (units + n_threads_ - 1) / n_threads_ * grain;
+  const int64_t pieces = std::min<int64_t>(units, (int64_t)n_threads_ * kPiecesPerThread);
   std::lock_guard<std::mutex> one_job(job_mu_);
   job_ = &fn;
   job_n_ = n;
-  job_chunk_ = chunk;
+  job_piece_ = (units + pieces - 1) / pieces * grain;
+  job_next_.store(0, std::memory_order_relaxed);
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_seq_cst);  // publishes the job fields above
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lk(mu_);
     cv_start_.notify_all();
   }
-  fn(0, chunk < n ? chunk : n, 0);
+  run_pieces(0);
   auto done = [&] { return pending_.load() == 0; };
   if (!spin_until(done)) {
     std::unique_lock<std::mutex> lk(mu_);
