@@ -62,6 +62,14 @@ MS_INLINE __m256 u8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8
 MS_INLINE __m256 i8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
 MS_INLINE __m128i hi64(__m128i v) { return _mm_unpackhi_epi64(v, v); }
 
+// Decode GEMVs stream the weights from memory once. The hardware prefetcher alone keeps too few
+// lines in flight for one core: a Q8_0 GEMV read 9-10 GB/s on one core and 7-9 GB/s per core with
+// both cores streaming; asking for the lines 2 KiB ahead gives 11-12 GB/s per core in both cases.
+constexpr size_t PREFETCH_AHEAD = 2048;
+MS_INLINE void prefetch_ahead(const void* p, size_t bytes) {
+  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char*)p + PREFETCH_AHEAD + o, _MM_HINT_T0);
+}
+
 // ---- sinks: where a decoder's vectors go (prefill). A decoder calls sink(off, w0..w3) with 32
 // consecutive decoded weights starting at element `off` of the current block. ----
 
@@ -365,6 +373,7 @@ MS_INLINE __m256i load_i8x8(const int8_t* p) { return _mm256_cvtepi8_epi32(_mm_l
 float gemv_q8_0(const block_q8_0* b, int64_t nb, const float* x) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK8_0) {
+    prefetch_ahead(b + k, 1);
     const __m256 d = _mm256_set1_ps(half_to_float(b[k].d));
     __m256 s0 = _mm256_mul_ps(_mm256_cvtepi32_ps(load_i8x8(b[k].qs + 0)), _mm256_loadu_ps(x + 0));
     __m256 s1 = _mm256_mul_ps(_mm256_cvtepi32_ps(load_i8x8(b[k].qs + 8)), _mm256_loadu_ps(x + 8));
@@ -381,6 +390,7 @@ float gemv_q4_0(const block_q4_0* b, int64_t nb, const float* x) {
   const __m256 eight = _mm256_set1_ps(8.0f);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK4_0) {
+    if (k & 1) prefetch_ahead(b + k, 1);  // 18-byte blocks: one line per two
     const __m256 d = _mm256_set1_ps(half_to_float(b[k].d));
     // Byte j holds element j (low nibble) and j + 16 (high nibble); q - 8 is exact in float.
     const __m256i v0 = load_u8x8(b[k].qs), v1 = load_u8x8(b[k].qs + 8);
@@ -427,6 +437,7 @@ MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_o
   __m256 acc = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK_K, xs += 8) {
     const uint8_t* blk = base + k * block_bytes;
+    prefetch_ahead(blk, block_bytes);
     const __m256 d = _mm256_set1_ps(half_to_float(*(const f16_bits*)blk));
     const __m256 dmin = _mm256_set1_ps(half_to_float(*(const f16_bits*)(blk + 2)));
     alignas(16) uint8_t sm[16];
@@ -496,6 +507,7 @@ float gemv_q6_K(const block_q6_K* b, int64_t nb, const float* x) {
   alignas(32) int8_t q[QK_K];  // the block's quants in element order; widened from here like Q8_0's
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK_K) {
+    prefetch_ahead(b + k, sizeof(block_q6_K));
     for (int h = 0; h < 2; ++h) {
       const uint8_t* ql = b[k].ql + 64 * h;
       const __m256i a = _mm256_loadu_si256((const __m256i*)ql);
@@ -621,6 +633,7 @@ void dot_elems(const void* wv, const float* x, int64_t ldx, int64_t n, int ntok,
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
+      prefetch_ahead(w + i, 32 * sizeof(typename L::elem));
       a0 = _mm256_fmadd_ps(L::load(w + i), _mm256_loadu_ps(x + i), a0);
       a1 = _mm256_fmadd_ps(L::load(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
       a2 = _mm256_fmadd_ps(L::load(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
