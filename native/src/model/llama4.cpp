@@ -242,7 +242,7 @@ void Llama4Model::moe(int il, const float* x, float* out, int64_t T, const int64
       for (int64_t d = 0; d < D; d++) xin[r * D + d] = x[rows[r].first * D + d] * rows[r].second;
     op_matmul(default_pool(), w.gate_exps.expert(e), xin.data(), D, n, hg.data(), F, prec);
     op_matmul(default_pool(), w.up_exps.expert(e), xin.data(), D, n, hu.data(), F, prec);
-    op_silu_mul(hg.data(), hu.data(), n * F);
+    op_silu_mul(default_pool(), hg.data(), hu.data(), n * F);
     op_matmul(default_pool(), w.down_exps.expert(e), hg.data(), F, n, y.data(), D, prec);
     for (int64_t r = 0; r < n; r++) op_axpy(routed.data() + rows[r].first * D, y.data() + r * D, 1.0f, D);
   }
@@ -252,7 +252,7 @@ void Llama4Model::moe(int il, const float* x, float* out, int64_t T, const int64
   std::vector<float> sg(T * F), su(T * F);
   op_matmul(default_pool(), w.shexp_gate, x, D, T, sg.data(), F, prec);
   op_matmul(default_pool(), w.shexp_up, x, D, T, su.data(), F, prec);
-  op_silu_mul(sg.data(), su.data(), T * F);
+  op_silu_mul(default_pool(), sg.data(), su.data(), T * F);
   op_matmul(default_pool(), w.shexp_down, sg.data(), F, T, out, D, prec);
   hook(rc, HookPoint::SharedOut, il, out, T, D, pos);
 
@@ -267,7 +267,7 @@ void Llama4Model::dense_ffn(int il, const float* x, float* out, int64_t T, Preci
   std::vector<float> g(T * Fd), u(T * Fd);
   op_matmul(default_pool(), w.ffn_gate, x, D, T, g.data(), Fd, prec);
   op_matmul(default_pool(), w.ffn_up, x, D, T, u.data(), Fd, prec);
-  op_silu_mul(g.data(), u.data(), T * Fd);
+  op_silu_mul(default_pool(), g.data(), u.data(), T * Fd);
   op_matmul(default_pool(), w.ffn_down, g.data(), Fd, T, out, D, prec);
 }
 

@@ -4,12 +4,14 @@
 
 namespace moescope {
 
+class ThreadPool;
+
 // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w   (w may be null: the weightless QK norm).
 // Statistics in float64 so the result does not depend on the row length's summation order.
 void op_rms_norm(const float* x, const float* w, float* y, int64_t T, int64_t n, double eps);
 
 // gate[i] = silu(gate[i]) * up[i] for n values.
-void op_silu_mul(float* gate, const float* up, int64_t n);
+void op_silu_mul(ThreadPool& pool, float* gate, const float* up, int64_t n);
 
 // y += a * x
 void op_axpy(float* y, const float* x, float a, int64_t n);
