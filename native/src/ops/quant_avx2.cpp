@@ -62,14 +62,6 @@ MS_INLINE __m256 u8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8
 MS_INLINE __m256 i8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
 MS_INLINE __m128i hi64(__m128i v) { return _mm_unpackhi_epi64(v, v); }
 
-// Decode GEMVs stream the weights from memory once. The hardware prefetcher alone keeps too few
-// lines in flight for one core: a Q8_0 GEMV read 9-10 GB/s on one core and 7-9 GB/s per core with
-// both cores streaming; asking for the lines 2 KiB ahead gives 11-12 GB/s per core in both cases.
-constexpr size_t PREFETCH_AHEAD = 2048;
-MS_INLINE void prefetch_ahead(const void* p, size_t bytes) {
-  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char*)p + PREFETCH_AHEAD + o, _MM_HINT_T0);
-}
-
 // ---- sinks: where a decoder's vectors go (prefill). A decoder calls sink(off, w0..w3) with 32
 // consecutive decoded weights starting at element `off` of the current block. ----
 

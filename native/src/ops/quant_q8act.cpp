@@ -120,6 +120,7 @@ MQ_INLINE __m256 udot32(__m256i u, __m256i y) {
 float q8_0_row(const block_q8_0* w, const block_q8act* a, int64_t nb) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
+    prefetch_ahead(w + k, 1);
     const __m256i q = _mm256_loadu_si256((const __m256i*)w[k].qs);
     const __m256i y = _mm256_loadu_si256((const __m256i*)a[k].qs);
     // maddubs wants an unsigned operand: |q| against y with q's sign.
@@ -136,6 +137,7 @@ float q4_0_row(const block_q4_0* w, const block_q8act* a, int64_t nb) {
   float off = 0.0f;  // the -8 of every quant: 8 * d * dy * sum(y)
   const __m128i m4 = _mm_set1_epi8(0x0F);
   for (int64_t k = 0; k < nb; ++k) {
+    if (k & 1) prefetch_ahead(w + k, 1);
     const __m128i v = _mm_loadu_si128((const __m128i*)w[k].qs);
     const __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
     const __m256i y = _mm256_loadu_si256((const __m256i*)a[k].qs);
@@ -156,6 +158,7 @@ MQ_INLINE float kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_of
   __m256 acc = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, a += QK_K / QK8_0) {
     const uint8_t* blk = base + k * block_bytes;
+    prefetch_ahead(blk, block_bytes);
     const float d = _cvtsh_ss(*(const f16_bits*)blk), dmin = _cvtsh_ss(*(const f16_bits*)(blk + 2));
     alignas(16) uint8_t sm[16];
     unpack_scales_k4(blk + 4, sm);
@@ -193,6 +196,7 @@ float q6_K_row(const block_q6_K* w, const block_q8act* a, int64_t nb) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   __m128 off = _mm_setzero_ps();  // the -32 of every quant: 32 * d * sum_g d_y,g * (scaled sums of y_g)
   for (int64_t k = 0; k < nb; ++k, a += QK_K / QK8_0) {
+    prefetch_ahead(w + k, sizeof(block_q6_K));
     const float d = _cvtsh_ss(w[k].d);
     for (int h = 0; h < 2; ++h) {
       const uint8_t* ql = w[k].ql + 64 * h;
