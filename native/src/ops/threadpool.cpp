@@ -35,17 +35,22 @@ bool spin_until(Pred pred) {
   }
 }
 
-// A job is cut into a few pieces per thread, taken in order by whichever thread is free: a core
-// slowed by another process, or a range that costs more (the late rows of causal attention),
-// then delays the job by one piece instead of by half of it.
-constexpr int64_t kPiecesPerThread = 4;
-
+// A job is cut into pieces taken in order by whichever thread is free (guided scheduling): each
+// piece is 1/(2 x threads) of what is left, rounded to the grain, so pieces shrink toward the end
+// and the threads finish together. A core slowed by another process, or a range that costs more
+// (the late rows of causal attention), then delays the job by a small piece instead of by half of
+// it: with fixed halves one core spun ~13% of a Q4_K_M decode waiting for the other.
 }  // namespace
 
 void ThreadPool::run_pieces(int index) {
-  const int64_t n = job_n_, piece = job_piece_;
-  for (int64_t b; (b = job_next_.fetch_add(piece, std::memory_order_relaxed)) < n;)
-    (*job_)(b, b + piece < n ? b + piece : n, index);
+  const int64_t n = job_n_, grain = job_grain_, split = 2 * (int64_t)n_threads_;
+  int64_t b = job_next_.load(std::memory_order_relaxed);
+  while (b < n) {
+    const int64_t size = std::max<int64_t>(grain, (n - b) / split / grain * grain);
+    if (!job_next_.compare_exchange_weak(b, b + size, std::memory_order_relaxed)) continue;  // b reloaded
+    (*job_)(b, std::min(b + size, n), index);
+    b = job_next_.load(std::memory_order_relaxed);
+  }
 }
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
@@ -91,11 +96,10 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     fn(0, n, 0);
     return;
   }
-  const int64_t pieces = std::min<int64_t>(units, (int64_t)n_threads_ * kPiecesPerThread);
   std::lock_guard<std::mutex> one_job(job_mu_);
   job_ = &fn;
   job_n_ = n;
-  job_piece_ = (units + pieces - 1) / pieces * grain;
+  job_grain_ = grain;
   job_next_.store(0, std::memory_order_relaxed);
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_seq_cst);  // publishes the job fields above

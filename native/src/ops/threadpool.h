@@ -18,8 +18,8 @@ class ThreadPool {
   ~ThreadPool();
   int size() const { return n_threads_; }
   // fn(begin, end, thread_index) over [0, n) split into ranges that are multiples of `grain`
-  // (except the last), a few per thread, each taken by whichever thread is free; one thread may
-  // run several. Returns when all ranges are done. Calls from different threads (two
+  // (except the last), taken by whichever thread is free, shrinking toward the end; one thread
+  // may run several. Returns when all ranges are done. Calls from different threads (two
   // runs at once) take turns; fn must not call parallel_for itself.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
@@ -31,7 +31,7 @@ class ThreadPool {
   std::mutex job_mu_;  // one parallel_for at a time
   // Job fields are written before generation_ is bumped and read after it is seen (release/acquire).
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
-  int64_t job_n_ = 0, job_piece_ = 0;
+  int64_t job_n_ = 0, job_grain_ = 1;
   std::atomic<int64_t> job_next_{0};  // start of the next range nobody has taken
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
