@@ -97,22 +97,26 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
   const LayerWeights& w = weights_.layers[il];
   const int64_t H = c.n_head, Hkv = c.n_head_kv, Dh = c.head_dim;
   const Precision prec = rc.fast ? Precision::Fast : Precision::Exact;
-  std::vector<float> q(T * H * Dh), k(T * Hkv * Dh), v(T * Hkv * Dh), z(T * H * Dh);
-  op_matmul(default_pool(), w.wq, x, c.n_embd, T, q.data(), H * Dh, prec);    // q = a Wq^T   [T, H, Dh]
-  op_matmul(default_pool(), w.wk, x, c.n_embd, T, k.data(), Hkv * Dh, prec);  // k = a Wk^T   [T, Hkv, Dh]
-  op_matmul(default_pool(), w.wv, x, c.n_embd, T, v.data(), Hkv * Dh, prec);  // v = a Wv^T   [T, Hkv, Dh]
-  hook(rc, HookPoint::Q, il, q.data(), T, H * Dh, pos);
-  hook(rc, HookPoint::K, il, k.data(), T, Hkv * Dh, pos);
-  hook(rc, HookPoint::V, il, v.data(), T, Hkv * Dh, pos);
+  Scratch::Scope scope(s.scratch);
+  float* q = s.scratch.take<float>(T * H * Dh);
+  float* k = s.scratch.take<float>(T * Hkv * Dh);
+  float* v = s.scratch.take<float>(T * Hkv * Dh);
+  float* z = s.scratch.take<float>(T * H * Dh);
+  op_matmul(default_pool(), w.wq, x, c.n_embd, T, q, H * Dh, prec);    // q = a Wq^T   [T, H, Dh]
+  op_matmul(default_pool(), w.wk, x, c.n_embd, T, k, Hkv * Dh, prec);  // k = a Wk^T   [T, Hkv, Dh]
+  op_matmul(default_pool(), w.wv, x, c.n_embd, T, v, Hkv * Dh, prec);  // v = a Wv^T   [T, Hkv, Dh]
+  hook(rc, HookPoint::Q, il, q, T, H * Dh, pos);
+  hook(rc, HookPoint::K, il, k, T, Hkv * Dh, pos);
+  hook(rc, HookPoint::V, il, v, T, Hkv * Dh, pos);
 
   if (plan.use_rope) {
     // Interleaved pairs; the HF checkpoint keeps Meta's row order (no rotate_half permutation).
-    op_rope(q.data(), T, H, Dh, pos, c.rope_freq.data());
-    op_rope(k.data(), T, Hkv, Dh, pos, c.rope_freq.data());
+    op_rope(q, T, H, Dh, pos, c.rope_freq.data());
+    op_rope(k, T, Hkv, Dh, pos, c.rope_freq.data());
     // Scout: weightless RMS-norm of each head AFTER RoPE, eps = rms_norm_eps (not MLX's 1e-6).
     if (plan.qk_norm) {
-      op_rms_norm(q.data(), nullptr, q.data(), T * H, Dh, c.rms_eps);
-      op_rms_norm(k.data(), nullptr, k.data(), T * Hkv, Dh, c.rms_eps);
+      op_rms_norm(q, nullptr, q, T * H, Dh, c.rms_eps);
+      op_rms_norm(k, nullptr, k, T * Hkv, Dh, c.rms_eps);
     }
   } else if (plan.temperature_tuning) {
     // NoPE layers scale only q, by the query's own position.
@@ -121,8 +125,8 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
       for (int64_t i = 0; i < H * Dh; i++) q[t * H * Dh + i] *= st;
     }
   }
-  hook(rc, HookPoint::RotQ, il, q.data(), T, H * Dh, pos);
-  hook(rc, HookPoint::RotK, il, k.data(), T, Hkv * Dh, pos);
+  hook(rc, HookPoint::RotQ, il, q, T, H * Dh, pos);
+  hook(rc, HookPoint::RotK, il, k, T, Hkv * Dh, pos);
 
   // Append to the cache. A chunked layer starts over at each chunk boundary (segments never cross one).
   KvLayer& kv = s.layers[il];
@@ -134,21 +138,24 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
   MOESCOPE_CHECK(slot0 == kv.n, "INTERNAL", "layer %d: KV cache holds %lld slots but the next position is %lld", il, (long long)kv.n, (long long)pos[0]);
   const size_t eb = kv_elem_bytes(s.kv_type), need = (size_t)(slot0 + T) * Hkv * Dh * eb;
   if (kv.k.size() < need) { kv.k.resize(std::max(need, kv.k.size() * 2)); kv.v.resize(kv.k.size()); }
-  kv_store(s.kv_type, k.data(), (int64_t)k.size(), kv.k.data() + slot0 * Hkv * Dh * eb);
-  kv_store(s.kv_type, v.data(), (int64_t)v.size(), kv.v.data() + slot0 * Hkv * Dh * eb);
+  kv_store(s.kv_type, k, T * Hkv * Dh, kv.k.data() + slot0 * Hkv * Dh * eb);
+  kv_store(s.kv_type, v, T * Hkv * Dh, kv.v.data() + slot0 * Hkv * Dh * eb);
   kv.n = slot0 + T;
 
-  std::vector<uint8_t> head_mask;
+  uint8_t* head_mask = nullptr;
   if (rc.interventions)
     for (auto& ah : rc.interventions->ablate_heads)
-      if (ah.layer == il && ah.head >= 0 && ah.head < H) { head_mask.resize(H, 0); head_mask[ah.head] = 1; }
+      if (ah.layer == il && ah.head >= 0 && ah.head < H) {
+        if (!head_mask) head_mask = s.scratch.zeros<uint8_t>(H);
+        head_mask[ah.head] = 1;
+      }
 
   AttentionArgs a;
-  a.q = q.data(); a.k_cache = kv.k.data(); a.v_cache = kv.v.data(); a.kv_type = s.kv_type; a.cache_pos0 = kv.pos0;
+  a.q = q; a.k_cache = kv.k.data(); a.v_cache = kv.v.data(); a.kv_type = s.kv_type; a.cache_pos0 = kv.pos0;
   a.T = T; a.H = H; a.Hkv = Hkv; a.Dh = Dh; a.pos = pos;
   a.chunk = plan.chunked_attn ? c.attn_chunk : 0;
-  a.out = z.data();
-  a.head_mask = head_mask.empty() ? nullptr : head_mask.data();
+  a.out = z;
+  a.head_mask = head_mask;
   struct Ctx { CaptureStore* cs; int il; const int64_t* pos; } ctx{rc.capture, il, pos};
   if (rc.capture && rc.capture->plan().wants(HookPoint::Pattern, il)) {
     // Exact probabilities are produced only for captured layers; the others skip the extra writes.
@@ -160,13 +167,13 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
     };
   }
   op_attention(default_pool(), a);
-  hook(rc, HookPoint::Z, il, z.data(), T, H * Dh, pos);
-  op_matmul(default_pool(), w.wo, z.data(), H * Dh, T, out, c.n_embd, prec);  // o_proj   [T, D]
+  hook(rc, HookPoint::Z, il, z, T, H * Dh, pos);
+  op_matmul(default_pool(), w.wo, z, H * Dh, T, out, c.n_embd, prec);  // o_proj   [T, D]
 }
 
 // ---------------------------------------------------------------------------------------------------
 // MoE feed-forward (spec §2.6)
-void Llama4Model::moe(int il, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const {
+void Llama4Model::moe(int il, Scratch& sc, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const {
   const Llama4Config& c = config_;
   const LayerWeights& w = weights_.layers[il];
   const int64_t D = c.n_embd, E = c.n_expert, K = c.n_expert_used, F = c.n_ff_exp;
@@ -174,25 +181,26 @@ void Llama4Model::moe(int il, const float* x, float* out, int64_t T, const int64
   const Precision prec = rc.fast ? Precision::Fast : Precision::Exact;
 
   // 1. Router logits in float32 (always, whatever the weight type).
-  std::vector<float> logits(T * E);
-  op_matmul(default_pool(), w.router, x, D, T, logits.data(), E);  // [T, E]
-  hook(rc, HookPoint::RouterLogits, il, logits.data(), T, E, pos);
+  Scratch::Scope scope(sc);
+  float* logits = sc.take<float>(T * E);
+  op_matmul(default_pool(), w.router, x, D, T, logits, E);  // [T, E]
+  hook(rc, HookPoint::RouterLogits, il, logits, T, E, pos);
 
   // 2. Top-k on the raw logits (plus any router bias); 3. gate = sigmoid(raw logit of the chosen expert).
-  std::vector<int32_t> experts(T * K);
-  std::vector<float> gates(T * K);
-  std::vector<uint8_t> zeroed(T * K, 0);
-  std::vector<float> sel(E);
-  std::vector<int32_t> order(E);
+  int32_t* experts = sc.take<int32_t>(T * K);
+  float* gates = sc.take<float>(T * K);
+  uint8_t* zeroed = sc.zeros<uint8_t>(T * K);
+  float* sel = sc.take<float>(E);
+  int32_t* order = sc.take<int32_t>(E);
   for (int64_t t = 0; t < T; t++) {
-    const float* z = logits.data() + t * E;
-    std::copy(z, z + E, sel.begin());
+    const float* z = logits + t * E;
+    std::copy(z, z + E, sel);
     if (iv)
       for (auto& rb : iv->router_biases)
         if (rb.layer == il) for (int64_t e = 0; e < E; e++) sel[e] += rb.bias[e];
     for (int64_t e = 0; e < E; e++) order[e] = (int32_t)e;
     // Ties go to the lower expert index (stable), like llama.cpp's argsort.
-    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return sel[a] > sel[b]; });
+    std::stable_sort(order, order + E, [&](int32_t a, int32_t b) { return sel[a] > sel[b]; });
     int64_t next = 0;
     for (int64_t j = 0; j < K; j++) {
       int32_t e = order[next++];
@@ -222,38 +230,55 @@ void Llama4Model::moe(int il, const float* x, float* out, int64_t T, const int64
       gates[t * K + j] = 1.0f / (1.0f + std::exp(-z[e]));
     }
   }
-  if (rc.capture) rc.capture->add_int(HookPoint::ExpertIndices, il, experts.data(), T, K, pos);
-  hook(rc, HookPoint::ExpertWeights, il, gates.data(), T, K, pos);
+  if (rc.capture) rc.capture->add_int(HookPoint::ExpertIndices, il, experts, T, K, pos);
+  hook(rc, HookPoint::ExpertWeights, il, gates, T, K, pos);
 
   // 4. Routed experts, batched by expert: gather the tokens routed to e, scale each INPUT row by its
   //    gate (not the output: SwiGLU is not linear), run the expert once on the group, scatter back.
-  std::vector<float> routed(T * D, 0.f);
-  std::vector<std::vector<std::pair<int64_t, float>>> by_expert(E);
-  for (int64_t t = 0; t < T; t++)
-    for (int64_t j = 0; j < K; j++)
-      if (!zeroed[t * K + j]) by_expert[experts[t * K + j]].push_back({t, gates[t * K + j]});
-  std::vector<float> xin, hg, hu, y;
+  float* routed = sc.zeros<float>(T * D);
+  // Group the (token, gate) pairs by expert (counting sort; tokens stay in order within an expert).
+  int64_t* first = sc.zeros<int64_t>(E + 1);  // expert e's pairs are first[e] .. first[e+1]-1
+  for (int64_t i = 0; i < T * K; i++)
+    if (!zeroed[i]) first[experts[i] + 1]++;
+  int64_t max_rows = 0;
   for (int64_t e = 0; e < E; e++) {
-    const auto& rows = by_expert[e];
-    const int64_t n = (int64_t)rows.size();
-    if (n == 0) continue;  // weights of experts nobody chose are never touched
-    xin.resize(n * D); hg.resize(n * F); hu.resize(n * F); y.resize(n * D);
-    for (int64_t r = 0; r < n; r++)
-      for (int64_t d = 0; d < D; d++) xin[r * D + d] = x[rows[r].first * D + d] * rows[r].second;
-    op_matmul(default_pool(), w.gate_exps.expert(e), xin.data(), D, n, hg.data(), F, prec);
-    op_matmul(default_pool(), w.up_exps.expert(e), xin.data(), D, n, hu.data(), F, prec);
-    op_silu_mul(default_pool(), hg.data(), hu.data(), n * F);
-    op_matmul(default_pool(), w.down_exps.expert(e), hg.data(), F, n, y.data(), D, prec);
-    for (int64_t r = 0; r < n; r++) op_axpy(routed.data() + rows[r].first * D, y.data() + r * D, 1.0f, D);
+    max_rows = std::max(max_rows, first[e + 1]);
+    first[e + 1] += first[e];
   }
-  hook(rc, HookPoint::RoutedOut, il, routed.data(), T, D, pos);
+  int64_t* row_token = sc.take<int64_t>(T * K);
+  float* row_gate = sc.take<float>(T * K);
+  int64_t* fill = sc.take<int64_t>(E);
+  std::copy(first, first + E, fill);
+  for (int64_t i = 0; i < T * K; i++)
+    if (!zeroed[i]) {
+      const int64_t r = fill[experts[i]]++;
+      row_token[r] = i / K;
+      row_gate[r] = gates[i];
+    }
+  float* xin = sc.take<float>(max_rows * D);
+  float* hg = sc.take<float>(max_rows * F);
+  float* hu = sc.take<float>(max_rows * F);
+  float* y = sc.take<float>(max_rows * D);
+  for (int64_t e = 0; e < E; e++) {
+    const int64_t r0 = first[e], n = first[e + 1] - r0;
+    if (n == 0) continue;  // weights of experts nobody chose are never touched
+    for (int64_t r = 0; r < n; r++)
+      for (int64_t d = 0; d < D; d++) xin[r * D + d] = x[row_token[r0 + r] * D + d] * row_gate[r0 + r];
+    op_matmul(default_pool(), w.gate_exps.expert(e), xin, D, n, hg, F, prec);
+    op_matmul(default_pool(), w.up_exps.expert(e), xin, D, n, hu, F, prec);
+    op_silu_mul(default_pool(), hg, hu, n * F);
+    op_matmul(default_pool(), w.down_exps.expert(e), hg, F, n, y, D, prec);
+    for (int64_t r = 0; r < n; r++) op_axpy(routed + row_token[r0 + r] * D, y + r * D, 1.0f, D);
+  }
+  hook(rc, HookPoint::RoutedOut, il, routed, T, D, pos);
 
   // 5. Shared expert on the un-scaled input.
-  std::vector<float> sg(T * F), su(T * F);
-  op_matmul(default_pool(), w.shexp_gate, x, D, T, sg.data(), F, prec);
-  op_matmul(default_pool(), w.shexp_up, x, D, T, su.data(), F, prec);
-  op_silu_mul(default_pool(), sg.data(), su.data(), T * F);
-  op_matmul(default_pool(), w.shexp_down, sg.data(), F, T, out, D, prec);
+  float* sg = sc.take<float>(T * F);
+  float* su = sc.take<float>(T * F);
+  op_matmul(default_pool(), w.shexp_gate, x, D, T, sg, F, prec);
+  op_matmul(default_pool(), w.shexp_up, x, D, T, su, F, prec);
+  op_silu_mul(default_pool(), sg, su, T * F);
+  op_matmul(default_pool(), w.shexp_down, sg, F, T, out, D, prec);
   hook(rc, HookPoint::SharedOut, il, out, T, D, pos);
 
   // 6. FFN(b) = shared + routed.
@@ -261,14 +286,16 @@ void Llama4Model::moe(int il, const float* x, float* out, int64_t T, const int64
 }
 
 // Dense SwiGLU (Maverick's even layers, spec §2.5).
-void Llama4Model::dense_ffn(int il, const float* x, float* out, int64_t T, Precision prec) const {
+void Llama4Model::dense_ffn(int il, Scratch& sc, const float* x, float* out, int64_t T, Precision prec) const {
   const LayerWeights& w = weights_.layers[il];
   const int64_t D = config_.n_embd, Fd = config_.n_ff;
-  std::vector<float> g(T * Fd), u(T * Fd);
-  op_matmul(default_pool(), w.ffn_gate, x, D, T, g.data(), Fd, prec);
-  op_matmul(default_pool(), w.ffn_up, x, D, T, u.data(), Fd, prec);
-  op_silu_mul(default_pool(), g.data(), u.data(), T * Fd);
-  op_matmul(default_pool(), w.ffn_down, g.data(), Fd, T, out, D, prec);
+  Scratch::Scope scope(sc);
+  float* g = sc.take<float>(T * Fd);
+  float* u = sc.take<float>(T * Fd);
+  op_matmul(default_pool(), w.ffn_gate, x, D, T, g, Fd, prec);
+  op_matmul(default_pool(), w.ffn_up, x, D, T, u, Fd, prec);
+  op_silu_mul(default_pool(), g, u, T * Fd);
+  op_matmul(default_pool(), w.ffn_down, g, Fd, T, out, D, prec);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -276,29 +303,32 @@ void Llama4Model::dense_ffn(int il, const float* x, float* out, int64_t T, Preci
 std::vector<float> Llama4Model::forward_segment(Session& s, const int32_t* tokens, int64_t T, RunContext& rc) const {
   const Llama4Config& c = config_;
   const int64_t D = c.n_embd;
-  std::vector<int64_t> pos(T);
+  Scratch::Scope scope(s.scratch);
+  int64_t* pos = s.scratch.take<int64_t>(T);
   for (int64_t t = 0; t < T; t++) pos[t] = s.n_past + t;
 
-  std::vector<float> x(T * D), a(T * D), f(T * D);
-  embed(tokens, T, pos.data(), x.data(), rc);  // h = embed_tokens[ids]   [T, D]
-  hook(rc, HookPoint::Embed, 0, x.data(), T, D, pos.data());
+  float* x = s.scratch.take<float>(T * D);
+  float* a = s.scratch.take<float>(T * D);
+  float* f = s.scratch.take<float>(T * D);
+  embed(tokens, T, pos, x, rc);  // h = embed_tokens[ids]   [T, D]
+  hook(rc, HookPoint::Embed, 0, x, T, D, pos);
 
   for (int il = 0; il < (int)c.n_layer; il++) {
     const LayerWeights& w = weights_.layers[il];
-    hook(rc, HookPoint::ResidPre, il, x.data(), T, D, pos.data());
-    op_rms_norm(x.data(), w.attn_norm.data(), a.data(), T, D, c.rms_eps);  // a = RMSNorm(h)
-    hook(rc, HookPoint::Ln1, il, a.data(), T, D, pos.data());
-    attention(il, s, a.data(), f.data(), T, pos.data(), rc);               // h += Attention(a)
-    hook(rc, HookPoint::AttnOut, il, f.data(), T, D, pos.data());
+    hook(rc, HookPoint::ResidPre, il, x, T, D, pos);
+    op_rms_norm(x, w.attn_norm.data(), a, T, D, c.rms_eps);  // a = RMSNorm(h)
+    hook(rc, HookPoint::Ln1, il, a, T, D, pos);
+    attention(il, s, a, f, T, pos, rc);                    // h += Attention(a)
+    hook(rc, HookPoint::AttnOut, il, f, T, D, pos);
     for (int64_t i = 0; i < T * D; i++) x[i] += f[i];
-    hook(rc, HookPoint::ResidMid, il, x.data(), T, D, pos.data());
-    op_rms_norm(x.data(), w.ffn_norm.data(), a.data(), T, D, c.rms_eps);   // b = RMSNorm(h)
-    hook(rc, HookPoint::Ln2, il, a.data(), T, D, pos.data());
-    if (c.layers[il].is_moe) moe(il, a.data(), f.data(), T, pos.data(), rc);  // h += FFN(b)
-    else dense_ffn(il, a.data(), f.data(), T, rc.fast ? Precision::Fast : Precision::Exact);
-    hook(rc, HookPoint::MlpOut, il, f.data(), T, D, pos.data());
+    hook(rc, HookPoint::ResidMid, il, x, T, D, pos);
+    op_rms_norm(x, w.ffn_norm.data(), a, T, D, c.rms_eps);   // b = RMSNorm(h)
+    hook(rc, HookPoint::Ln2, il, a, T, D, pos);
+    if (c.layers[il].is_moe) moe(il, s.scratch, a, f, T, pos, rc);  // h += FFN(b)
+    else dense_ffn(il, s.scratch, a, f, T, rc.fast ? Precision::Fast : Precision::Exact);
+    hook(rc, HookPoint::MlpOut, il, f, T, D, pos);
     for (int64_t i = 0; i < T * D; i++) x[i] += f[i];
-    hook(rc, HookPoint::ResidPost, il, x.data(), T, D, pos.data());
+    hook(rc, HookPoint::ResidPost, il, x, T, D, pos);
     check_cancel(rc);
   }
 
@@ -310,12 +340,12 @@ std::vector<float> Llama4Model::forward_segment(Session& s, const int32_t* token
   const int64_t R = T - r0;
   std::vector<float> logits;
   if (R > 0) {
-    std::vector<float> h(R * D);
-    op_rms_norm(x.data() + r0 * D, weights_.output_norm.data(), h.data(), R, D, c.rms_eps);
-    hook(rc, HookPoint::LnFinal, 0, h.data(), R, D, pos.data() + r0);
+    float* h = s.scratch.take<float>(R * D);
+    op_rms_norm(x + r0 * D, weights_.output_norm.data(), h, R, D, c.rms_eps);
+    hook(rc, HookPoint::LnFinal, 0, h, R, D, pos + r0);
     logits.resize(R * c.n_vocab);
-    op_matmul(default_pool(), weights_.output, h.data(), D, R, logits.data(), c.n_vocab, rc.fast ? Precision::Fast : Precision::Exact);  // logits = h lm_head^T
-    hook(rc, HookPoint::Logits, 0, logits.data(), R, c.n_vocab, pos.data() + r0);
+    op_matmul(default_pool(), weights_.output, h, D, R, logits.data(), c.n_vocab, rc.fast ? Precision::Fast : Precision::Exact);  // logits = h lm_head^T
+    hook(rc, HookPoint::Logits, 0, logits.data(), R, c.n_vocab, pos + r0);
     const int64_t keep = std::min(R, std::max<int64_t>(0, rc.logits_last));
     logits.erase(logits.begin(), logits.end() - keep * c.n_vocab);
   }

@@ -12,6 +12,7 @@
 #include "hooks/hooks.h"
 #include "model/llama4_config.h"
 #include "model/llama4_weights.h"
+#include "model/scratch.h"
 #include "ops/attention.h"
 #include "ops/matmul.h"
 #include "tokenizer/tokenizer.h"
@@ -35,6 +36,7 @@ struct Session {
   std::vector<KvLayer> layers;
   int64_t n_past = 0;              // tokens already in the cache
   std::vector<int32_t> tokens;     // every token fed so far
+  Scratch scratch;                 // the forward pass's working memory, reused call after call
 };
 
 struct RunContext {
@@ -69,8 +71,8 @@ class Llama4Model {
  private:
   std::vector<float> forward_segment(Session& s, const int32_t* tokens, int64_t T, RunContext& rc) const;
   void attention(int il, Session& s, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const;
-  void moe(int il, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const;
-  void dense_ffn(int il, const float* x, float* out, int64_t T, Precision prec) const;
+  void moe(int il, Scratch& sc, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const;
+  void dense_ffn(int il, Scratch& sc, const float* x, float* out, int64_t T, Precision prec) const;
   void embed(const int32_t* tokens, int64_t T, const int64_t* pos, float* out, RunContext& rc) const;
 
   std::string path_;

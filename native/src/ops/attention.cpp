@@ -179,7 +179,7 @@ void attention_impl(ThreadPool& pool, const AttentionArgs& a) {
   const E* v_cache = (const E*)a.v_cache;
   // One unit = one query token and one KV head with its G query heads (contiguous in q and out).
   pool.parallel_for(a.T * a.Hkv, 1, [&](int64_t b, int64_t e, int) {
-    std::vector<float> scores;  // [G][n]
+    thread_local std::vector<float> scores;  // [G][n]; kept per thread, so no allocation per call
     for (int64_t tk = b; tk < e; tk++) {
       const int64_t t = tk / a.Hkv, hk = tk % a.Hkv, h0 = hk * G;
       const int64_t p = a.pos[t];

@@ -27,7 +27,8 @@ void matmul_out_major(ThreadPool& pool, const Mat& W, const TypeTraits& tt, cons
 void matmul_in_major(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy) {
   pool.parallel_for(W.n_out, 64, [&](int64_t c0, int64_t c1, int) {
     const int64_t nc = c1 - c0;
-    std::vector<float> row(nc);
+    thread_local std::vector<float> row;  // kept per thread: no allocation per call
+    row.resize(nc);
     for (int64_t t = 0; t < T; t++) std::fill(y + t * ldy + c0, y + t * ldy + c1, 0.f);
     for (int64_t i = 0; i < W.n_in; i++) {
       const float* wr;
@@ -48,12 +49,16 @@ void matmul_in_major(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const
 
 void matmul_q8act(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy) {
   const size_t ldq = q8act_row_bytes(W.n_in);
-  std::vector<uint8_t> xq((size_t)T * ldq);
-  for (int64_t t = 0; t < T; t++) quantize_q8act(x + t * ldx, W.n_in, xq.data() + t * ldq);
+  // Kept per calling thread (no allocation per decoded token). The workers must see this thread's
+  // buffer through a pointer: inside the lambda the name would mean their own thread_local.
+  thread_local std::vector<uint8_t> xq_buf;
+  xq_buf.resize((size_t)T * ldq);
+  uint8_t* xq = xq_buf.data();
+  for (int64_t t = 0; t < T; t++) quantize_q8act(x + t * ldx, W.n_in, xq + t * ldq);
   pool.parallel_for(W.n_out, 16, [&](int64_t r0, int64_t r1, int) {
     for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
       int nt = (int)std::min(kTokenTile, T - t0);
-      for (int64_t r = r0; r < r1; r++) tt.dot_q8act(W.data + (size_t)r * W.stride, xq.data() + t0 * ldq, ldq, W.n_in, nt, y + t0 * ldy + r, ldy);
+      for (int64_t r = r0; r < r1; r++) tt.dot_q8act(W.data + (size_t)r * W.stride, xq + t0 * ldq, ldq, W.n_in, nt, y + t0 * ldy + r, ldy);
     }
   });
 }
