@@ -172,6 +172,20 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
 }
 
 // ---------------------------------------------------------------------------------------------------
+// SwiGLU feed-forward (spec §2.5), for T rows: out = (silu(x Wg^T) * x Wu^T) Wd^T. The dense FFN of
+// Maverick's even layers, the shared expert, and each routed expert.
+static void swiglu(Scratch& sc, const Mat& gate, const Mat& up, const Mat& down, const float* x, float* out, int64_t T,
+                   int64_t D, int64_t F, Precision prec) {
+  Scratch::Scope scope(sc);
+  float* g = sc.take<float>(T * F);
+  float* u = sc.take<float>(T * F);
+  op_matmul(default_pool(), gate, x, D, T, g, F, prec);
+  op_matmul(default_pool(), up, x, D, T, u, F, prec);
+  op_silu_mul(default_pool(), g, u, T * F);
+  op_matmul(default_pool(), down, g, F, T, out, D, prec);
+}
+
+// ---------------------------------------------------------------------------------------------------
 // MoE feed-forward (spec §2.6)
 void Llama4Model::moe(int il, Scratch& sc, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const {
   const Llama4Config& c = config_;
@@ -256,46 +270,23 @@ void Llama4Model::moe(int il, Scratch& sc, const float* x, float* out, int64_t T
       row_gate[r] = gates[i];
     }
   float* xin = sc.take<float>(max_rows * D);
-  float* hg = sc.take<float>(max_rows * F);
-  float* hu = sc.take<float>(max_rows * F);
   float* y = sc.take<float>(max_rows * D);
   for (int64_t e = 0; e < E; e++) {
     const int64_t r0 = first[e], n = first[e + 1] - r0;
     if (n == 0) continue;  // weights of experts nobody chose are never touched
     for (int64_t r = 0; r < n; r++)
       for (int64_t d = 0; d < D; d++) xin[r * D + d] = x[row_token[r0 + r] * D + d] * row_gate[r0 + r];
-    op_matmul(default_pool(), w.gate_exps.expert(e), xin, D, n, hg, F, prec);
-    op_matmul(default_pool(), w.up_exps.expert(e), xin, D, n, hu, F, prec);
-    op_silu_mul(default_pool(), hg, hu, n * F);
-    op_matmul(default_pool(), w.down_exps.expert(e), hg, F, n, y, D, prec);
+    swiglu(sc, w.gate_exps.expert(e), w.up_exps.expert(e), w.down_exps.expert(e), xin, y, n, D, F, prec);
     for (int64_t r = 0; r < n; r++) op_axpy(routed + row_token[r0 + r] * D, y + r * D, 1.0f, D);
   }
   hook(rc, HookPoint::RoutedOut, il, routed, T, D, pos);
 
   // 5. Shared expert on the un-scaled input.
-  float* sg = sc.take<float>(T * F);
-  float* su = sc.take<float>(T * F);
-  op_matmul(default_pool(), w.shexp_gate, x, D, T, sg, F, prec);
-  op_matmul(default_pool(), w.shexp_up, x, D, T, su, F, prec);
-  op_silu_mul(default_pool(), sg, su, T * F);
-  op_matmul(default_pool(), w.shexp_down, sg, F, T, out, D, prec);
+  swiglu(sc, w.shexp_gate, w.shexp_up, w.shexp_down, x, out, T, D, F, prec);
   hook(rc, HookPoint::SharedOut, il, out, T, D, pos);
 
   // 6. FFN(b) = shared + routed.
   for (int64_t i = 0; i < T * D; i++) out[i] += routed[i];
-}
-
-// Dense SwiGLU (Maverick's even layers, spec §2.5).
-void Llama4Model::dense_ffn(int il, Scratch& sc, const float* x, float* out, int64_t T, Precision prec) const {
-  const LayerWeights& w = weights_.layers[il];
-  const int64_t D = config_.n_embd, Fd = config_.n_ff;
-  Scratch::Scope scope(sc);
-  float* g = sc.take<float>(T * Fd);
-  float* u = sc.take<float>(T * Fd);
-  op_matmul(default_pool(), w.ffn_gate, x, D, T, g, Fd, prec);
-  op_matmul(default_pool(), w.ffn_up, x, D, T, u, Fd, prec);
-  op_silu_mul(default_pool(), g, u, T * Fd);
-  op_matmul(default_pool(), w.ffn_down, g, Fd, T, out, D, prec);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -313,6 +304,7 @@ std::vector<float> Llama4Model::forward_segment(Session& s, const int32_t* token
   embed(tokens, T, pos, x, rc);  // h = embed_tokens[ids]   [T, D]
   hook(rc, HookPoint::Embed, 0, x, T, D, pos);
 
+  const Precision prec = rc.fast ? Precision::Fast : Precision::Exact;
   for (int il = 0; il < (int)c.n_layer; il++) {
     const LayerWeights& w = weights_.layers[il];
     hook(rc, HookPoint::ResidPre, il, x, T, D, pos);
@@ -324,8 +316,8 @@ std::vector<float> Llama4Model::forward_segment(Session& s, const int32_t* token
     hook(rc, HookPoint::ResidMid, il, x, T, D, pos);
     op_rms_norm(x, w.ffn_norm.data(), a, T, D, c.rms_eps);   // b = RMSNorm(h)
     hook(rc, HookPoint::Ln2, il, a, T, D, pos);
-    if (c.layers[il].is_moe) moe(il, s.scratch, a, f, T, pos, rc);  // h += FFN(b)
-    else dense_ffn(il, s.scratch, a, f, T, rc.fast ? Precision::Fast : Precision::Exact);
+    if (c.layers[il].is_moe) moe(il, s.scratch, a, f, T, pos, rc);                // h += FFN(b)
+    else swiglu(s.scratch, w.ffn_gate, w.ffn_up, w.ffn_down, a, f, T, D, c.n_ff, prec);  //   (dense)
     hook(rc, HookPoint::MlpOut, il, f, T, D, pos);
     for (int64_t i = 0; i < T * D; i++) x[i] += f[i];
     hook(rc, HookPoint::ResidPost, il, x, T, D, pos);
@@ -344,7 +336,7 @@ std::vector<float> Llama4Model::forward_segment(Session& s, const int32_t* token
     op_rms_norm(x + r0 * D, weights_.output_norm.data(), h, R, D, c.rms_eps);
     hook(rc, HookPoint::LnFinal, 0, h, R, D, pos + r0);
     logits.resize(R * c.n_vocab);
-    op_matmul(default_pool(), weights_.output, h, D, R, logits.data(), c.n_vocab, rc.fast ? Precision::Fast : Precision::Exact);  // logits = h lm_head^T
+    op_matmul(default_pool(), weights_.output, h, D, R, logits.data(), c.n_vocab, prec);  // logits = h lm_head^T
     hook(rc, HookPoint::Logits, 0, logits.data(), R, c.n_vocab, pos + r0);
     const int64_t keep = std::min(R, std::max<int64_t>(0, rc.logits_last));
     logits.erase(logits.begin(), logits.end() - keep * c.n_vocab);

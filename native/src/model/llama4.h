@@ -72,7 +72,6 @@ class Llama4Model {
   std::vector<float> forward_segment(Session& s, const int32_t* tokens, int64_t T, RunContext& rc) const;
   void attention(int il, Session& s, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const;
   void moe(int il, Scratch& sc, const float* x, float* out, int64_t T, const int64_t* pos, RunContext& rc) const;
-  void dense_ffn(int il, Scratch& sc, const float* x, float* out, int64_t T, Precision prec) const;
   void embed(const int32_t* tokens, int64_t T, const int64_t* pos, float* out, RunContext& rc) const;
 
   std::string path_;
