@@ -40,6 +40,6 @@ for r in $(seq "$ROUNDS"); do
   for p in exact fast; do
     node dist/engine/src/bench.js --model "$FILE" --threads "$THREADS" --reps 3 --precision $p --json 2>/dev/null | node -e '
       const d = JSON.parse(require("fs").readFileSync(0, "utf8").trim().split("\n").pop());
-      console.log(`round '"$r"' moescope '"$p"'  prefill ${d.prefill_tps.toFixed(1)} tok/s  decode ${d.decode_tps.toFixed(1)} tok/s  (${(100 * d.bw_fraction).toFixed(0)} % of ${d.read_bw_gbs.toFixed(1)} GB/s)`);'
+      console.log(`round '"$r"' ${"moescope '"$p"'".padEnd(15)} prefill ${d.prefill_tps.toFixed(1)} tok/s  decode ${d.decode_tps.toFixed(1)} tok/s  (${(100 * d.bw_fraction).toFixed(0)} % of ${d.read_bw_gbs.toFixed(1)} GB/s)`);'
   done
 done
