@@ -14,13 +14,13 @@
 //   ntok == 1 (decode GEMV, `gemv_*`): one pass over the weight bytes. Q8_0/Q4_0 quants are
 //             widened straight from memory, 8 bytes at a time (Q4_0/Q4_K/Q5_K: one widening gives
 //             8 quants of two sub-blocks); Q6_K first assembles a block's quants as bytes in element
-//             order (a 256-byte buffer) and widens 8 at a time. Block and sub-block scales multiply partial sums, never single weights (1.5x
-//             for Q6_K against scaling every weight); K-quant mins use the sub-block sums of x, which
-//             dot_rows computes once for all its rows.
+//             order (a 256-byte buffer) and widens 8 at a time. Block and sub-block scales multiply
+//             partial sums, never single weights (1.5x for Q6_K against scaling every weight);
+//             K-quant mins use the sub-block sums of x, which dot_rows computes once for all rows.
 //   ntok  > 1 (prefill): 256 weights of each of 16 rows are decoded once into floats and packed
 //             k-major; a 6-token x 16-row register tile then runs two weight loads, six
-//             broadcasts and twelve FMAs per k (dot_panel); sums of 8 k are added pairwise. One row (dot) is a panel of one row,
-//             so dot_rows gives dot's results bit for bit.
+//             broadcasts and twelve FMAs per k (dot_panels); sums of 8 k are added pairwise. One
+//             row (dot) is a panel of one row, so dot_rows gives dot's results bit for bit.
 #include <cstddef>
 #include <cstring>
 
@@ -211,7 +211,7 @@ struct Q6_K {
 // weights for one k sit in two vectors. The register tile is 6 tokens x 16 rows: per k, two weight
 // vectors and six broadcast activations feed twelve FMAs (12 accumulators + 2 + 1 of the 16
 // registers, the shape of BLIS's microkernels), and no horizontal sums are needed. Each output is
-// the float32 FMA chain over k in order, whatever the rows and tokens that share the call, so
+// summed in the same order (panel_tile) whatever the rows and tokens that share the call, so
 // dot == dot_rows bit for bit, and a token's result does not depend on the batch it came in.
 constexpr int CHUNK = 256;  // weights per row decoded per pass: one K-quant block, 8 Q8_0 blocks
 constexpr int PANEL = 16;
@@ -308,44 +308,51 @@ MS_INLINE void panel_tiles(const float* pk, int64_t cnt, const float* x, int64_t
   }
 }
 
-// nrows (1..16) rows, row r at w + r * stride, against ntok activation rows; out[t * ldo + r].
+// nrows rows, row r at w + r * stride, against ntok activation rows; out[t * ldo + r]. Panels of
+// 16 rows; in a last panel of fewer rows the absent rows are zeros.
 // DECODE(row, i0, cnt, dst) writes cnt decoded floats of the row, from element i0, to dst.
 template <class Decode>
-MS_INLINE void dot_panel(const uint8_t* w, size_t stride, int nrows, const float* x, int64_t ldx, int64_t n, int ntok,
-                         float* out, int64_t ldo, Decode decode) {
+MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n,
+                          int ntok, float* out, int64_t ldo, Decode decode) {
   alignas(32) float rows[PANEL][CHUNK];
   alignas(32) float pk[CHUNK * PANEL];
   __m256 acc[TOKENS_PER_PASS][2];
-  for (int r = nrows; r < PANEL; ++r) memset(rows[r], 0, sizeof(rows[r]));  // absent rows compute zeros
-  for (int t0 = 0; t0 < ntok; t0 += TOKENS_PER_PASS) {
-    const int nt = ntok - t0 < TOKENS_PER_PASS ? ntok - t0 : TOKENS_PER_PASS;
-    for (int t = 0; t < nt; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    const float* xt = x + (int64_t)t0 * ldx;
-    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
-      const int64_t cnt = n - i0 < CHUNK ? n - i0 : CHUNK;
-      const int64_t cnt8 = (cnt + 7) & ~(int64_t)7;  // element rows need not be multiples of 8
-      for (int r = 0; r < nrows; ++r) {
-        decode(w + r * stride, i0, cnt, rows[r]);
-        if (cnt8 != cnt) memset(rows[r] + cnt, 0, (size_t)(cnt8 - cnt) * sizeof(float));
-      }
-      for (int64_t k0 = 0; k0 < cnt8; k0 += 8) {
-        transpose8(&rows[0][k0], CHUNK, pk + k0 * PANEL, PANEL);
-        if (nrows > 8) transpose8(&rows[8][k0], CHUNK, pk + k0 * PANEL + 8, PANEL);
-      }
-      if (nrows <= 8)  // the second half of the panel is zeros: skip its transposes, not its FMAs
-        for (int64_t k = 0; k < cnt8; ++k) _mm256_store_ps(pk + k * PANEL + 8, _mm256_setzero_ps());
-      panel_tiles<TILE_TOKENS>(pk, cnt, xt + i0, ldx, nt, acc);
+  for (int64_t r0 = 0; r0 < nrows; r0 += PANEL) {
+    const int prow = (int)(nrows - r0 < PANEL ? nrows - r0 : PANEL);
+    const uint8_t* wp = w + r0 * stride;
+    if (prow < PANEL) {
+      for (int r = prow; r < PANEL; ++r) memset(rows[r], 0, sizeof(rows[r]));
+      // With at most 8 rows the second half of the panel stays zero: its transposes are skipped.
+      if (prow <= 8) memset(pk, 0, sizeof(pk));
     }
-    for (int t = 0; t < nt; ++t) {
-      float* o = out + (int64_t)(t0 + t) * ldo;
-      if (nrows == PANEL) {
-        _mm256_storeu_ps(o, acc[t][0]);
-        _mm256_storeu_ps(o + 8, acc[t][1]);
-      } else {
-        alignas(32) float v[PANEL];
-        _mm256_store_ps(v, acc[t][0]);
-        _mm256_store_ps(v + 8, acc[t][1]);
-        for (int r = 0; r < nrows; ++r) o[r] = v[r];
+    for (int t0 = 0; t0 < ntok; t0 += TOKENS_PER_PASS) {
+      const int nt = ntok - t0 < TOKENS_PER_PASS ? ntok - t0 : TOKENS_PER_PASS;
+      for (int t = 0; t < nt; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+      const float* xt = x + (int64_t)t0 * ldx;
+      for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+        const int64_t cnt = n - i0 < CHUNK ? n - i0 : CHUNK;
+        const int64_t cnt8 = (cnt + 7) & ~(int64_t)7;  // element rows need not be multiples of 8
+        for (int r = 0; r < prow; ++r) {
+          decode(wp + r * stride, i0, cnt, rows[r]);
+          if (cnt8 != cnt) memset(rows[r] + cnt, 0, (size_t)(cnt8 - cnt) * sizeof(float));
+        }
+        for (int64_t k0 = 0; k0 < cnt8; k0 += 8) {
+          transpose8(&rows[0][k0], CHUNK, pk + k0 * PANEL, PANEL);
+          if (prow > 8) transpose8(&rows[8][k0], CHUNK, pk + k0 * PANEL + 8, PANEL);
+        }
+        panel_tiles<TILE_TOKENS>(pk, cnt, xt + i0, ldx, nt, acc);
+      }
+      for (int t = 0; t < nt; ++t) {
+        float* o = out + (int64_t)(t0 + t) * ldo + r0;
+        if (prow == PANEL) {
+          _mm256_storeu_ps(o, acc[t][0]);
+          _mm256_storeu_ps(o + 8, acc[t][1]);
+        } else {
+          alignas(32) float v[PANEL];
+          _mm256_store_ps(v, acc[t][0]);
+          _mm256_store_ps(v + 8, acc[t][1]);
+          for (int r = 0; r < prow; ++r) o[r] = v[r];
+        }
       }
     }
   }
@@ -547,7 +554,7 @@ struct DecodeBlocks {
 template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
 void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
   if (ntok == 1) out[0] = GEMV((const typename T::block*)w, n / T::QK, x);
-  else dot_panel((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
+  else dot_panels((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
 }
 
 // nrows rows of a block type: panels of 16 rows for prefill; single-row GEMVs for decode.
@@ -557,9 +564,7 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
   const uint8_t* wb = (const uint8_t*)w;
   int64_t r = 0;
   if (ntok > 1) {
-    for (; r < nrows; r += PANEL)
-      dot_panel(wb + r * stride, stride, (int)(nrows - r < PANEL ? nrows - r : PANEL), x, ldx, n, ntok, out + r, ldo,
-                DecodeBlocks<T>{});
+    dot_panels(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
     return;
   }
   if constexpr (T::KQUANT_BITS != 0) {
@@ -637,7 +642,7 @@ void dot_elems(const void* wv, const float* x, int64_t ldx, int64_t n, int ntok,
     out[0] = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
     return;
   }
-  dot_panel((const uint8_t*)wv, 0, 1, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
+  dot_panels((const uint8_t*)wv, 0, 1, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
 }
 
 template <class L>
@@ -645,9 +650,7 @@ void dot_rows_elems(const void* w, size_t stride, int64_t nrows, const float* x,
                     float* out, int64_t ldo) {
   const uint8_t* wb = (const uint8_t*)w;
   if (ntok > 1) {
-    for (int64_t r = 0; r < nrows; r += PANEL)
-      dot_panel(wb + r * stride, stride, (int)(nrows - r < PANEL ? nrows - r : PANEL), x, ldx, n, ntok, out + r, ldo,
-                DecodeElems<L>{});
+    dot_panels(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
     return;
   }
   for (int64_t r = 0; r < nrows; ++r) dot_elems<L>(wb + r * stride, x, ldx, n, ntok, out + r, ldo);
