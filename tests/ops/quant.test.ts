@@ -281,11 +281,12 @@ describe("fused dot kernels match the float64 dot of the dequantised row", () =>
       const wq: Buffer = native._quantize(type, new Float32Array(n).map(() => 0.02 * r.normal()));
       checkDot(type, wq, n, 1, r, `${name} offset x, quantised weights`, -20);
     });
-    it(`${name}: dot_rows (4-row prefill tiles) equals dot row by row, bit for bit`, () => {
+    it(`${name}: dot_rows (16-row prefill panels) equals dot row by row, bit for bit`, () => {
       const r = rng(5000 + type);
       const bs = blockInfo[type].bs;
-      // 16896 = 66 K-quant blocks: the K-quant decode works in pieces of 64 blocks.
-      for (const [n, nrows] of [[bs === 1 ? 264 : 2 * Math.max(bs, 128), 9], [bs === 1 ? 13 : bs, 5], [1024, 4], [16896, 2]]) {
+      // 16896 = 66 K-quant blocks: the K-quant decode works in pieces of 64 blocks. 9, 5 and 2 rows
+      // are one partial prefill panel; 37 rows are two full panels of 16 and a last one of 5.
+      for (const [n, nrows] of [[bs === 1 ? 264 : 2 * Math.max(bs, 128), 9], [bs === 1 ? 13 : bs, 5], [1024, 4], [16896, 2], [512, 37]]) {
         const rows = Buffer.concat(Array.from({ length: nrows }, () => randomRow(type, n, r)));
         const stride = rows.length / nrows;
         for (const ntok of [1, 2, 3, 8, 67]) {
