@@ -67,7 +67,7 @@ if (args.includes("--fast")) {
     const x = new Float32Array(n).map(() => Math.random() - 0.5);
     let best = Infinity, bestExact = Infinity;
     for (let i = 0; i <= reps; i++) { // run 0 is the warm-up
-      const fast = cpuSeconds(() => native._dotQ8Act(type, buf, native._quantizeQ8Act(x), n, 1, rows)); // includes quantising x
+      const fast = cpuSeconds(() => native._dotQ8Act(type, buf, native._quantizeQ8Act(x, n), n, 1, rows)); // includes quantising x
       const exact = cpuSeconds(() => native._dotRows(type, buf, x, n, 1, rows));
       if (i) { best = Math.min(best, fast); bestExact = Math.min(bestExact, exact); }
     }

@@ -350,8 +350,8 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
         const w = dequantRef(type, row, n);
         for (const ntok of [1, 3]) {
           const x = new Float32Array(n * ntok).map(() => f(r.normal()));
-          const xq: Buffer = native._quantizeQ8Act(x);
-          expect(xq.length).toBe((n / 32) * 40 * ntok);
+          const xq: Buffer = native._quantizeQ8Act(x, n);
+          expect(xq.length).toBe(1.5 * n * ntok); // int8 values, then a scale and three sums per 32
           const fast: Float32Array = native._dotQ8Act(type, row, xq, n, ntok);
           const portable: Float32Array = native._dotQ8ActScalar(type, row, xq, n, ntok);
           for (let t = 0; t < ntok; t++) {
@@ -360,6 +360,27 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
             rss = Math.sqrt(rss);
             expect(Math.abs(fast[t] - portable[t]) / rss, `${name} n=${n} t=${t}`).toBeLessThan(1e-5);
             expect(Math.abs(fast[t] - ref) / rss, `${name} n=${n} t=${t}`).toBeLessThan(5e-2);
+          }
+        }
+      }
+    });
+  }
+  // Decode hands each thread a run of rows; the AVX2 K-quant kernels work on tiles of 4 rows that
+  // share the activation loads, so 7 rows = one tile and 3 single rows.
+  for (const [name, type] of FAST) {
+    it(`${name}: fast dot over 7 rows at once equals the portable kernel row by row`, () => {
+      const r = rng(6100 + type), n = 512, rows = 7;
+      const w = native._quantize(type, new Float32Array(n * rows).map(() => 0.02 * r.normal()));
+      for (const ntok of [1, 2]) {
+        const x = new Float32Array(n * ntok).map(() => f(r.normal()));
+        const xq: Buffer = native._quantizeQ8Act(x, n);
+        const fast: Float32Array = native._dotQ8Act(type, w, xq, n, ntok, rows);
+        const stride = w.length / rows;
+        for (let i = 0; i < rows; i++) {
+          const portable: Float32Array = native._dotQ8ActScalar(type, w.subarray(i * stride, (i + 1) * stride), xq, n, ntok);
+          for (let t = 0; t < ntok; t++) {
+            const got = fast[t * rows + i], want = portable[t];
+            expect(Math.abs(got - want), `${name} row ${i} token ${t}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
           }
         }
       }

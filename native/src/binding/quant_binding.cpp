@@ -7,7 +7,7 @@
 //   _dotRows(typeId, Buffer w, Float32Array x, n, ntok, nrows) -> Float32Array(ntok * nrows), [t * nrows + r]
 //                                            (nrows consecutive rows through the registry's dot_rows)
 //   _quantize(typeId, Float32Array)         -> Buffer
-//   _quantizeQ8Act(Float32Array x)          -> Buffer (fast-mode int8 activations of one or more rows of n)
+//   _quantizeQ8Act(Float32Array x[, n])     -> Buffer (fast-mode int8 activations of the rows of n, default one row)
 //   _dotQ8Act(typeId, Buffer wRow, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode,
 //                                            registry's; nrows consecutive weight rows, output [t * nrows + r])
 //   _dotQ8ActScalar(typeId, Buffer wRow, Buffer xq, n, ntok) -> Float32Array(ntok)  (fast mode, portable)
@@ -135,10 +135,17 @@ Napi::Value QuantizeQ8Act(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw_js(env, "QUANT_BAD_ARGUMENT", "values must be a Float32Array");
   Napi::Float32Array x = info[0].As<Napi::Float32Array>();
-  const int64_t n = (int64_t)x.ElementLength();
-  if (n % 32 != 0) throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("%lld values are not a multiple of 32", (long long)n));
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, q8act_row_bytes(n));
-  quantize_q8act(x.Data(), n, out.Data());
+  const int64_t total = (int64_t)x.ElementLength();
+  int64_t n = total;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    if (!info[1].IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "n must be a number");
+    n = info[1].As<Napi::Number>().Int64Value();
+  }
+  if (n <= 0 || n % 32 != 0 || total % n != 0)
+    throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("%lld values are not rows of a multiple of 32 (n = %lld)", (long long)total, (long long)n));
+  const size_t ld = q8act_row_bytes(n);
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, ld * (size_t)(total / n));
+  for (int64_t t = 0; t < total / n; ++t) quantize_q8act(x.Data() + t * n, n, out.Data() + t * ld);
   return out;
 }
 
@@ -171,7 +178,7 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, bool portable) {
   if (xq.Length() < ld * (size_t)ntok)
     throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("xq must hold %lld rows of %zu bytes", (long long)ntok, ld));
   Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)(ntok * nrows));
-  for (int64_t r = 0; r < nrows; ++r) dot(w.Data() + r * stride, xq.Data(), ld, n, (int)ntok, out.Data() + r, nrows);
+  dot(w.Data(), stride, nrows, xq.Data(), ld, n, (int)ntok, out.Data(), nrows);
   return out;
 }
 

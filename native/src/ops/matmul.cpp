@@ -58,7 +58,7 @@ void matmul_q8act(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const fl
   pool.parallel_for(W.n_out, 16, [&](int64_t r0, int64_t r1, int) {
     for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
       int nt = (int)std::min(kTokenTile, T - t0);
-      for (int64_t r = r0; r < r1; r++) tt.dot_q8act(W.data + (size_t)r * W.stride, xq + t0 * ldq, ldq, W.n_in, nt, y + t0 * ldy + r, ldy);
+      tt.dot_q8act(W.data + (size_t)r0 * W.stride, W.stride, r1 - r0, xq + t0 * ldq, ldq, W.n_in, nt, y + t0 * ldy + r0, ldy);
     }
   });
 }

@@ -32,15 +32,17 @@ struct TypeTraits {
   // prefill (give each thread a group of rows, a multiple of 4 where possible).
   void (*dot_rows)(const void* w, size_t row_stride, int64_t nrows, const float* x, int64_t ldx, int64_t n, int ntok,
                    float* out, int64_t ldo);
-  // OPT-IN FAST MODE, NOT EXACT: `dot` against activation rows rounded to int8 by quantize_q8act
-  // (row t at (const char*)xq + t*ldxq), computed in integers as llama.cpp does; about 1e-3
-  // relative error. nullptr for F32/F16/BF16 and unsupported types. n % 32 == 0.
-  void (*dot_q8act)(const void* w_row, const void* xq, size_t ldxq, int64_t n, int ntok, float* out, int64_t ldo);
+  // OPT-IN FAST MODE, NOT EXACT: `dot_rows` against activation rows rounded to int8 by
+  // quantize_q8act (row t at (const char*)xq + t*ldxq), computed in integers as llama.cpp does;
+  // about 1e-3 relative error. nullptr for F32/F16/BF16 and unsupported types. n % 32 == 0.
+  void (*dot_q8act)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
+                    float* out, int64_t ldo);
 };
 
-// Fast mode activations: n floats (n % 32 == 0) -> q8act_row_bytes(n) bytes of int8 blocks with a
-// float scale per 32 values. Quantise each activation row once, then call dot_q8act for every row.
-inline size_t q8act_row_bytes(int64_t n) { return (size_t)(n / 32) * 40; }
+// Fast mode activations: n floats (n % 32 == 0) -> q8act_row_bytes(n) bytes: int8 values with a
+// float scale per 32, plus per-block sums (layout: quant_blocks.h, Q8ActRow). Quantise each
+// activation row once, then call dot_q8act for every weight row.
+inline size_t q8act_row_bytes(int64_t n) { return (size_t)n + (size_t)(n / 32) * 16; }
 void quantize_q8act(const float* x, int64_t n, void* dst);
 
 // nullptr for an id GGUF does not define.

@@ -44,13 +44,22 @@ struct block_q6_K {
   int8_t scales[QK_K / 16]; // one signed 8-bit scale per 16 elements
   f16_bits d;               // super-block scale
 };
-// Fast-mode activation block (moescope's own, never in a file): like ggml's Q8_1, plus the two
-// 16-element sums that Q6_K's offset and the K-quant mins need.
-struct block_q8act {
-  float d;            // value = qs[i] * d
-  int16_t bsum[2];    // sums of qs[0..15] and qs[16..31]
-  int8_t qs[QK8_0];
+// A fast-mode activation row of n values (n % 32 == 0) as quantize_q8act writes it (moescope's own
+// layout, never in a file): the int8 values, then per 32-block the float scale d, then the
+// activation-only factors of the weight types' offset terms, d * (sum of the block's 32 values) and
+// d * (sum of each 16-half). Kernels load those as vectors instead of recomputing them for every
+// weight row (the K-quant mins need the 32-sums, Q6_K's -32 and Q4_0's -8 the 16- and 32-sums).
+struct Q8ActRow {
+  const int8_t* qs;   // n values; value i = qs[i] * d[i / 32]
+  const float* d;     // n / 32 scales
+  const float* s32;   // n / 32: d * sum of the block's qs
+  const float* s16;   // n / 16: d * sum of qs[16h .. 16h+15]
 };
+inline Q8ActRow q8act_row(const void* p, int64_t n) {
+  const int8_t* qs = (const int8_t*)p;
+  const float* d = (const float*)(qs + n);
+  return {qs, d, d + n / 32, d + 2 * (n / 32)};
+}
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must match ggml");
 static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must match ggml");
 static_assert(sizeof(block_q4_K) == 144, "block_q4_K must match ggml");
@@ -146,7 +155,8 @@ DotFn scalar_dot(uint32_t type_id);
 DotRowsFn scalar_dot_rows(uint32_t type_id);
 DotFn avx2_dot(uint32_t type_id);  // nullptr on non-x86 builds and on CPUs without AVX2+FMA+F16C
 DotRowsFn avx2_dot_rows(uint32_t type_id);
-using DotQ8ActFn = void (*)(const void* w_row, const void* xq, size_t ldxq, int64_t n, int ntok, float* out, int64_t ldo);
+using DotQ8ActFn = void (*)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n,
+                           int ntok, float* out, int64_t ldo);
 DotQ8ActFn scalar_dot_q8act(uint32_t type_id);  // quant_q8act.cpp
 DotQ8ActFn avx2_dot_q8act(uint32_t type_id);
 bool avx2_available();

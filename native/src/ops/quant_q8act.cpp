@@ -5,10 +5,10 @@
 // speed comparisons and for users who ask for it; the default kernels (quant.cpp, quant_avx2.cpp)
 // keep activations float32.
 //
-// Contract: quantize_q8act(x, n, dst) writes n/32 blocks of {float d; int16 bsum[2]; int8 qs[32]}
-// (bsum[h] = sum of qs[16h .. 16h+15]); dot_q8act(w_row, xq, ldxq, n, ntok, out, ldo) computes,
-// for each of ntok activation rows (row t at (const char*)xq + t*ldxq), the dot of the
-// dequantised weight row with the dequantised activation row, up to float32 rounding.
+// Contract: quantize_q8act(x, n, dst) writes q8act_row_bytes(n) bytes laid out as Q8ActRow
+// (quant_blocks.h); dot_q8act(w_row, xq, ldxq, n, ntok, out, ldo) computes, for each of ntok
+// activation rows (row t at (const char*)xq + t*ldxq), the dot of the dequantised weight row with the
+// dequantised activation row, up to float32 rounding.
 // The portable kernels dequantise both sides to float; the AVX2 ones (compiled for AVX2 in a
 // target region, picked only when the CPU has it) stay in integers within each 32-block.
 #include <cmath>
@@ -21,21 +21,24 @@ namespace moescope {
 
 void quantize_q8act(const float* x, int64_t n, void* dst) {
   using namespace quant;
-  block_q8act* y = (block_q8act*)dst;
-  for (int64_t k = 0; k < n / QK8_0; ++k, x += QK8_0) {
+  int8_t* qs = (int8_t*)dst;
+  float* d = (float*)(qs + n);
+  float *s32 = d + n / QK8_0, *s16 = d + 2 * (n / QK8_0);
+  for (int64_t k = 0; k < n / QK8_0; ++k, x += QK8_0, qs += QK8_0) {
     float amax = 0.0f;
     for (int j = 0; j < QK8_0; ++j) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    y[k].d = d;
-    int s0 = 0, s1 = 0;
+    const float dk = amax / 127.0f;
+    const float id = dk != 0.0f ? 1.0f / dk : 0.0f;
+    int sum[2] = {0, 0};
     for (int j = 0; j < QK8_0; ++j) {
       const int q = (int)std::lrintf(x[j] * id);
-      y[k].qs[j] = (int8_t)q;
-      (j < 16 ? s0 : s1) += q;
+      qs[j] = (int8_t)q;
+      sum[j / 16] += q;
     }
-    y[k].bsum[0] = (int16_t)s0;
-    y[k].bsum[1] = (int16_t)s1;
+    d[k] = dk;
+    s32[k] = dk * (float)(sum[0] + sum[1]);
+    s16[2 * k] = dk * (float)sum[0];
+    s16[2 * k + 1] = dk * (float)sum[1];
   }
 }
 
@@ -43,27 +46,26 @@ void quantize_q8act(const float* x, int64_t n, void* dst) {
 
 namespace moescope::quant {
 
-static_assert(sizeof(block_q8act) == 40, "activation block layout");
-
 namespace {
 
 // Portable: dequantise 32 weights at a time through the type's exact decoder and multiply by the
 // dequantised activations.
 template <void (*DECODE)(const void*, int64_t, int64_t, float*)>
-void dot_q8act_portable(const void* w, const void* xq, size_t ldxq, int64_t n, int ntok, float* out, int64_t ldo) {
+void dot_q8act_portable(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
+                        float* out, int64_t ldo) {
   float buf[QK_K];
-  for (int t = 0; t < ntok; ++t) {
-    const block_q8act* a = (const block_q8act*)((const uint8_t*)xq + (size_t)t * ldxq);
-    float acc[8] = {};
-    for (int64_t i0 = 0; i0 < n; i0 += QK_K) {
-      const int64_t cnt = n - i0 < QK_K ? n - i0 : QK_K;
-      DECODE(w, i0, cnt, buf);
-      for (int64_t i = 0; i < cnt; ++i) {
-        const block_q8act& b = a[(i0 + i) / QK8_0];
-        acc[i & 7] += buf[i] * (b.qs[(i0 + i) % QK8_0] * b.d);
+  for (int64_t r = 0; r < nrows; ++r) {
+    const void* wr = (const uint8_t*)w + (size_t)r * row_stride;
+    for (int t = 0; t < ntok; ++t) {
+      const Q8ActRow a = q8act_row((const uint8_t*)xq + (size_t)t * ldxq, n);
+      float acc[8] = {};
+      for (int64_t i0 = 0; i0 < n; i0 += QK_K) {
+        const int64_t cnt = n - i0 < QK_K ? n - i0 : QK_K;
+        DECODE(wr, i0, cnt, buf);
+        for (int64_t i = 0; i < cnt; ++i) acc[i & 7] += buf[i] * (a.qs[i0 + i] * a.d[(i0 + i) / QK8_0]);
       }
+      out[(int64_t)t * ldo + r] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     }
-    out[(int64_t)t * ldo] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
   }
 }
 
@@ -117,90 +119,133 @@ MQ_INLINE __m256 udot32(__m256i u, __m256i y) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1)));
 }
 
-float q8_0_row(const block_q8_0* w, const block_q8act* a, int64_t nb) {
+float q8_0_row(const block_q8_0* w, const Q8ActRow& a, int64_t nb) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
     prefetch_ahead(w + k, 1);
     const __m256i q = _mm256_loadu_si256((const __m256i*)w[k].qs);
-    const __m256i y = _mm256_loadu_si256((const __m256i*)a[k].qs);
+    const __m256i y = _mm256_loadu_si256((const __m256i*)(a.qs + QK8_0 * k));
     // maddubs wants an unsigned operand: |q| against y with q's sign.
     const __m256 p = udot32(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q));
-    const __m256 s = _mm256_set1_ps(_cvtsh_ss(w[k].d) * a[k].d);
+    const __m256 s = _mm256_set1_ps(_cvtsh_ss(w[k].d) * a.d[k]);
     if (k & 1) acc1 = _mm256_fmadd_ps(s, p, acc1);
     else acc0 = _mm256_fmadd_ps(s, p, acc0);
   }
   return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
-float q4_0_row(const block_q4_0* w, const block_q8act* a, int64_t nb) {
+float q4_0_row(const block_q4_0* w, const Q8ActRow& a, int64_t nb) {
   __m256 acc = _mm256_setzero_ps();
-  float off = 0.0f;  // the -8 of every quant: 8 * d * dy * sum(y)
+  float off = 0.0f;  // the -8 of every quant: 8 * sum_k d_k * (d_y * sum(y))_k
   const __m128i m4 = _mm_set1_epi8(0x0F);
   for (int64_t k = 0; k < nb; ++k) {
     if (k & 1) prefetch_ahead(w + k, 1);
     const __m128i v = _mm_loadu_si128((const __m128i*)w[k].qs);
     const __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
-    const __m256i y = _mm256_loadu_si256((const __m256i*)a[k].qs);
-    const float s = _cvtsh_ss(w[k].d) * a[k].d;
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(s), udot32(u, y), acc);
-    off += 8.0f * s * (float)(a[k].bsum[0] + a[k].bsum[1]);
+    const __m256i y = _mm256_loadu_si256((const __m256i*)(a.qs + QK8_0 * k));
+    const float d = _cvtsh_ss(w[k].d);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d[k]), udot32(u, y), acc);
+    off += d * a.s32[k];
   }
-  return hsum8(acc) - off;
+  return hsum8(acc) - 8.0f * off;
 }
 
-// Per block: the integer dot of each 32-element sub-block (maddubs + madd, 8 int32 lanes) is turned
-// to float once and multiplied by sc * d_y of its sub-block, a lane of one vector computed per block
-// (no scalar scale arithmetic in the inner loop); the block scale d multiplies the block's sum and
-// the mins term dmin * sum_s m_s * d_y,s * sum(y_s) is one vector product per block.
-template <bool FIVE_BITS>
-MQ_INLINE float kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_off, const block_q8act* a, int64_t nb) {
+// The sums of the 8 lanes of each of 4 vectors, as one 4-lane vector.
+MQ_INLINE __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+// R rows of Q4_K / Q5_K at once, so each activation vector loaded feeds R rows. Per block and row:
+// the integer dot of each 32-element sub-block (maddubs + madd, 8 int32 lanes) is turned to float
+// once and multiplied by sc * d_y of its sub-block (kept in memory and broadcast by the load port,
+// not a shuffle); the block scale d multiplies the block's sum, and the mins term
+// dmin * sum_s m_s * (d_y sum(y))_s is one vector product, subtracted from the same accumulator.
+template <bool FIVE_BITS, int R>
+MQ_INLINE void kquant_rows(const uint8_t* base, size_t row_stride, size_t block_bytes, size_t qs_off, const Q8ActRow& a,
+                           int64_t nb, float* out) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1);
-  __m256 acc = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
-  for (int64_t k = 0; k < nb; ++k, a += QK_K / QK8_0) {
-    const uint8_t* blk = base + k * block_bytes;
-    prefetch_ahead(blk, block_bytes);
-    const float d = _cvtsh_ss(*(const f16_bits*)blk), dmin = _cvtsh_ss(*(const f16_bits*)(blk + 2));
-    alignas(16) uint8_t sm[16];
-    unpack_scales_k4(blk + 4, sm);
-    const __m256 yd = _mm256_setr_ps(a[0].d, a[1].d, a[2].d, a[3].d, a[4].d, a[5].d, a[6].d, a[7].d);
-    const __m256 scy = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)sm))), yd);
-    const __m256 ysum = _mm256_cvtepi32_ps(_mm256_setr_epi32(
-        a[0].bsum[0] + a[0].bsum[1], a[1].bsum[0] + a[1].bsum[1], a[2].bsum[0] + a[2].bsum[1], a[3].bsum[0] + a[3].bsum[1],
-        a[4].bsum[0] + a[4].bsum[1], a[5].bsum[0] + a[5].bsum[1], a[6].bsum[0] + a[6].bsum[1], a[7].bsum[0] + a[7].bsum[1]));
-    const __m256 mv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(sm + 8))));
-    mins = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_mul_ps(mv, yd)), ysum, mins);
-    const uint8_t* qs = blk + qs_off;
-    const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)(blk + 16)) : _mm256_setzero_si256();
-    __m256 bacc0 = _mm256_setzero_ps(), bacc1 = _mm256_setzero_ps();
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k) {
+    const __m256 yd = _mm256_loadu_ps(a.d + 8 * k), ys = _mm256_loadu_ps(a.s32 + 8 * k);
+    const int8_t* y = a.qs + QK_K * k;
+    const uint8_t* blk[R];
+    alignas(32) float scy[R][8];
+    float d[R];
+    __m256 bacc[R];
+    for (int r = 0; r < R; ++r) {
+      blk[r] = base + r * row_stride + k * block_bytes;
+      prefetch_ahead(blk[r], block_bytes);
+      d[r] = _cvtsh_ss(*(const f16_bits*)blk[r]);
+      const float dmin = _cvtsh_ss(*(const f16_bits*)(blk[r] + 2));
+      alignas(16) uint8_t sm[16];
+      unpack_scales_k4(blk[r] + 4, sm);
+      _mm256_store_ps(scy[r], _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)sm))), yd));
+      const __m256 mv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(sm + 8))));
+      acc[r] = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dmin), mv), ys, acc[r]);
+      bacc[r] = _mm256_setzero_ps();
+    }
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      const __m256i v = _mm256_loadu_si256((const __m256i*)(qs + 32 * j));
-      __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      if (FIVE_BITS) {
-        const __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * j))), b1 = _mm256_set1_epi8((char)(2 << (2 * j)));
-        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
-        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
+      const __m256i y0 = _mm256_loadu_si256((const __m256i*)(y + 64 * j));
+      const __m256i y1 = _mm256_loadu_si256((const __m256i*)(y + 64 * j + 32));
+      for (int r = 0; r < R; ++r) {
+        const __m256i v = _mm256_loadu_si256((const __m256i*)(blk[r] + qs_off + 32 * j));
+        __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if (FIVE_BITS) {
+          const __m256i qh = _mm256_loadu_si256((const __m256i*)(blk[r] + 16));
+          const __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * j))), b1 = _mm256_set1_epi8((char)(2 << (2 * j)));
+          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
+          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
+        }
+        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), ones);
+        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), ones);
+        bacc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scy[r][2 * j]), _mm256_cvtepi32_ps(p0), bacc[r]);
+        bacc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scy[r][2 * j + 1]), _mm256_cvtepi32_ps(p1), bacc[r]);
       }
-      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i*)a[2 * j].qs)), ones);
-      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i*)a[2 * j + 1].qs)), ones);
-      bacc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(scy, _mm256_set1_epi32(2 * j)), _mm256_cvtepi32_ps(p0), bacc0);
-      bacc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(scy, _mm256_set1_epi32(2 * j + 1)), _mm256_cvtepi32_ps(p1), bacc1);
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_add_ps(bacc0, bacc1), acc);
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r]), bacc[r], acc[r]);
   }
-  return hsum8(_mm256_sub_ps(acc, mins));
+  if constexpr (R == 4) _mm_storeu_ps(out, hsum8x4(acc[0], acc[1], acc[2], acc[3]));
+  else for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]);
 }
 
-float q6_K_row(const block_q6_K* w, const block_q8act* a, int64_t nb) {
+template <class B, bool FIVE_BITS>
+void kquant_dot_q8act(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
+                      float* out, int64_t ldo) {
+  const uint8_t* base = (const uint8_t*)w;
+  for (int t = 0; t < ntok; ++t) {
+    const Q8ActRow a = q8act_row((const uint8_t*)xq + (size_t)t * ldxq, n);
+    float* o = out + (int64_t)t * ldo;
+    int64_t r = 0;
+    for (; r + 4 <= nrows; r += 4)
+      kquant_rows<FIVE_BITS, 4>(base + r * row_stride, row_stride, sizeof(B), offsetof(B, qs), a, n / QK_K, o + r);
+    for (; r < nrows; ++r)
+      kquant_rows<FIVE_BITS, 1>(base + r * row_stride, row_stride, sizeof(B), offsetof(B, qs), a, n / QK_K, o + r);
+  }
+}
+
+// Lane j of v, in every lane.
+MQ_INLINE __m256 lane(__m256 v, int j) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(j)); }
+
+float q6_K_row(const block_q6_K* w, const Q8ActRow& a, int64_t nb) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  __m128 off = _mm_setzero_ps();  // the -32 of every quant: 32 * d * sum_g d_y,g * (scaled sums of y_g)
-  for (int64_t k = 0; k < nb; ++k, a += QK_K / QK8_0) {
+  __m256 off = _mm256_setzero_ps();  // the -32 of every quant: 32 * sum_k d_k * sum_i sc_i * (d_y sum(y))_i
+  for (int64_t k = 0; k < nb; ++k) {
     prefetch_ahead(w + k, sizeof(block_q6_K));
     const float d = _cvtsh_ss(w[k].d);
+    const __m256 dv = _mm256_set1_ps(d);
+    const __m256 ydv = _mm256_mul_ps(dv, _mm256_loadu_ps(a.d + 8 * k));  // d * d_y of each 32-group
+    const __m128i sc16 = _mm_loadu_si128((const __m128i*)w[k].scales);
+    const __m256 sc_lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc16));
+    const __m256 sc_hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc16, 8)));
+    const float* s16 = a.s16 + 16 * k;
+    off = _mm256_fmadd_ps(dv, _mm256_fmadd_ps(sc_lo, _mm256_loadu_ps(s16), _mm256_mul_ps(sc_hi, _mm256_loadu_ps(s16 + 8))), off);
     for (int h = 0; h < 2; ++h) {
       const uint8_t* ql = w[k].ql + 64 * h;
-      const int8_t* sc = w[k].scales + 8 * h;
+      const int8_t* y = a.qs + QK_K * k + 128 * h;
       const __m256i qa = _mm256_loadu_si256((const __m256i*)ql);
       const __m256i qc = _mm256_loadu_si256((const __m256i*)(ql + 32));
       const __m256i qh = _mm256_loadu_si256((const __m256i*)(w[k].qh + 32 * h));
@@ -210,40 +255,30 @@ float q6_K_row(const block_q6_K* w, const block_q8act* a, int64_t nb) {
       u[1] = _mm256_or_si256(_mm256_and_si256(qc, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
       u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, m30));
       u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qc, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+      // The half's 8 scales as 16-bit words, in both 128-bit lanes.
+      const __m256i sw = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i*)(w[k].scales + 8 * h))));
 #pragma GCC unroll 4
       for (int g = 0; g < 4; ++g) {
-        const block_q8act& y = a[4 * h + g];
-        // Words 0-7 of maddubs come from elements 0-15 (scale sc[2g]), words 8-15 from 16-31.
-        const __m256i sv = _mm256_set_m128i(_mm_set1_epi16(sc[2 * g + 1]), _mm_set1_epi16(sc[2 * g]));
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u[g], _mm256_loadu_si256((const __m256i*)y.qs)), sv);
-        const __m256 s = _mm256_set1_ps(d * y.d);
-        if (g & 1) acc1 = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc1);
-        else acc0 = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc0);
+        // Words 0-7 of maddubs come from elements 0-15 (scale 2g of the half), words 8-15 from 16-31 (2g+1).
+        const __m256i pick = _mm256_set_m128i(_mm_set1_epi16((short)(((4 * g + 3) << 8) | (4 * g + 2))),
+                                              _mm_set1_epi16((short)(((4 * g + 1) << 8) | (4 * g))));
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u[g], _mm256_loadu_si256((const __m256i*)(y + 32 * g))),
+                                            _mm256_shuffle_epi8(sw, pick));
+        if (g & 1) acc1 = _mm256_fmadd_ps(lane(ydv, 4 * h + g), _mm256_cvtepi32_ps(p), acc1);
+        else acc0 = _mm256_fmadd_ps(lane(ydv, 4 * h + g), _mm256_cvtepi32_ps(p), acc0);
       }
-      // One vector step per half-block instead of a chain of scalar products.
-      const block_q8act* y4 = a + 4 * h;
-      const __m128i ys = _mm_setr_epi32(sc[0] * y4[0].bsum[0] + sc[1] * y4[0].bsum[1], sc[2] * y4[1].bsum[0] + sc[3] * y4[1].bsum[1],
-                                        sc[4] * y4[2].bsum[0] + sc[5] * y4[2].bsum[1], sc[6] * y4[3].bsum[0] + sc[7] * y4[3].bsum[1]);
-      const __m128 yd = _mm_mul_ps(_mm_set1_ps(d), _mm_setr_ps(y4[0].d, y4[1].d, y4[2].d, y4[3].d));
-      off = _mm_fmadd_ps(yd, _mm_cvtepi32_ps(ys), off);
     }
   }
-  off = _mm_add_ps(off, _mm_movehl_ps(off, off));
-  off = _mm_add_ss(off, _mm_movehdup_ps(off));
-  return hsum8(_mm256_add_ps(acc0, acc1)) - 32.0f * _mm_cvtss_f32(off);
+  return hsum8(_mm256_add_ps(acc0, acc1)) - 32.0f * hsum8(off);
 }
 
-template <class B, float (*ROW)(const B*, const block_q8act*, int64_t), int QK>
-void dot_q8act_avx2(const void* w, const void* xq, size_t ldxq, int64_t n, int ntok, float* out, int64_t ldo) {
-  for (int t = 0; t < ntok; ++t)
-    out[(int64_t)t * ldo] = ROW((const B*)w, (const block_q8act*)((const uint8_t*)xq + (size_t)t * ldxq), n / QK);
-}
-
-float q4_K_row(const block_q4_K* w, const block_q8act* a, int64_t nb) {
-  return kquant_row<false>((const uint8_t*)w, sizeof(block_q4_K), offsetof(block_q4_K, qs), a, nb);
-}
-float q5_K_row(const block_q5_K* w, const block_q8act* a, int64_t nb) {
-  return kquant_row<true>((const uint8_t*)w, sizeof(block_q5_K), offsetof(block_q5_K, qs), a, nb);
+template <class B, float (*ROW)(const B*, const Q8ActRow&, int64_t), int QK>
+void dot_q8act_avx2(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
+                    float* out, int64_t ldo) {
+  for (int t = 0; t < ntok; ++t) {
+    const Q8ActRow a = q8act_row((const uint8_t*)xq + (size_t)t * ldxq, n);
+    for (int64_t r = 0; r < nrows; ++r) out[(int64_t)t * ldo + r] = ROW((const B*)((const uint8_t*)w + r * row_stride), a, n / QK);
+  }
 }
 
 }  // namespace
@@ -261,8 +296,8 @@ DotQ8ActFn avx2_dot_q8act(uint32_t type_id) {
   switch ((GgmlType)type_id) {
     case GgmlType::Q8_0: return dot_q8act_avx2<block_q8_0, q8_0_row, QK8_0>;
     case GgmlType::Q4_0: return dot_q8act_avx2<block_q4_0, q4_0_row, QK4_0>;
-    case GgmlType::Q4_K: return dot_q8act_avx2<block_q4_K, q4_K_row, QK_K>;
-    case GgmlType::Q5_K: return dot_q8act_avx2<block_q5_K, q5_K_row, QK_K>;
+    case GgmlType::Q4_K: return kquant_dot_q8act<block_q4_K, false>;
+    case GgmlType::Q5_K: return kquant_dot_q8act<block_q5_K, true>;
     case GgmlType::Q6_K: return dot_q8act_avx2<block_q6_K, q6_K_row, QK_K>;
     default: return nullptr;
   }
