@@ -68,8 +68,10 @@ export interface RunOptions {
   captureBudgetBytes?: number;
   /**
    * "exact" (default): float32 activations. "fast": quantized weights are multiplied with activations
-   * rounded to int8 per 32 values, as llama.cpp does; faster, but about 1e-3 relative error per matmul,
-   * enough to flip routing decisions (see BENCHMARKS.md). Routers always stay exact.
+   * rounded to int8 per 32 values, as llama.cpp does, in the products where that is faster (decode
+   * steps, and experts that get at most 4 of a prompt's tokens; longer products are faster exact).
+   * About 1e-3 relative error per matmul, enough to flip routing decisions and generated tokens (see
+   * BENCHMARKS.md). Routers always stay exact.
    */
   precision?: "exact" | "fast";
   /**

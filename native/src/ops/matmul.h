@@ -11,7 +11,8 @@ namespace moescope {
 
 enum class Precision {
   Exact,  // float32 activations, float32 accumulation: the default, and always for routers
-  Fast,   // opt-in: activations rounded to int8 per 32 values (llama.cpp's way), ~1e-3 relative error
+  Fast,   // opt-in: activations rounded to int8 per 32 values (llama.cpp's way), ~1e-3 relative error,
+          // in products of at most 4 activation rows (decode); larger ones are faster exact (matmul.cpp)
 };
 
 // x: [T, ldx] (first W.n_in used), y: [T, ldy] (first W.n_out written). Precision::Fast applies to

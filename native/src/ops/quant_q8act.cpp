@@ -166,6 +166,7 @@ MQ_INLINE void kquant_rows(const uint8_t* base, size_t row_stride, size_t block_
                            int64_t nb, float* out) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1);
   __m256 acc[R];
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
     const __m256 yd = _mm256_loadu_ps(a.d + 8 * k), ys = _mm256_loadu_ps(a.s32 + 8 * k);
@@ -174,6 +175,7 @@ MQ_INLINE void kquant_rows(const uint8_t* base, size_t row_stride, size_t block_
     alignas(32) float scy[R][8];
     float d[R];
     __m256 bacc[R];
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       blk[r] = base + r * row_stride + k * block_bytes;
       prefetch_ahead(blk[r], block_bytes);
@@ -190,6 +192,7 @@ MQ_INLINE void kquant_rows(const uint8_t* base, size_t row_stride, size_t block_
     for (int j = 0; j < 4; ++j) {
       const __m256i y0 = _mm256_loadu_si256((const __m256i*)(y + 64 * j));
       const __m256i y1 = _mm256_loadu_si256((const __m256i*)(y + 64 * j + 32));
+#pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const __m256i v = _mm256_loadu_si256((const __m256i*)(blk[r] + qs_off + 32 * j));
         __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
@@ -205,6 +208,7 @@ MQ_INLINE void kquant_rows(const uint8_t* base, size_t row_stride, size_t block_
         bacc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scy[r][2 * j + 1]), _mm256_cvtepi32_ps(p1), bacc[r]);
       }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r]), bacc[r], acc[r]);
   }
   if constexpr (R == 4) _mm_storeu_ps(out, hsum8x4(acc[0], acc[1], acc[2], acc[3]));
@@ -226,9 +230,6 @@ void kquant_dot_q8act(const void* w, size_t row_stride, int64_t nrows, const voi
   }
 }
 
-// Lane j of v, in every lane.
-MQ_INLINE __m256 lane(__m256 v, int j) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(j)); }
-
 float q6_K_row(const block_q6_K* w, const Q8ActRow& a, int64_t nb) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -237,7 +238,8 @@ float q6_K_row(const block_q6_K* w, const Q8ActRow& a, int64_t nb) {
     prefetch_ahead(w + k, sizeof(block_q6_K));
     const float d = _cvtsh_ss(w[k].d);
     const __m256 dv = _mm256_set1_ps(d);
-    const __m256 ydv = _mm256_mul_ps(dv, _mm256_loadu_ps(a.d + 8 * k));  // d * d_y of each 32-group
+    alignas(32) float ydv[8];  // d * d_y of each 32-group, broadcast by the load port
+    _mm256_store_ps(ydv, _mm256_mul_ps(dv, _mm256_loadu_ps(a.d + 8 * k)));
     const __m128i sc16 = _mm_loadu_si128((const __m128i*)w[k].scales);
     const __m256 sc_lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc16));
     const __m256 sc_hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc16, 8)));
@@ -264,8 +266,8 @@ float q6_K_row(const block_q6_K* w, const Q8ActRow& a, int64_t nb) {
                                               _mm_set1_epi16((short)(((4 * g + 1) << 8) | (4 * g))));
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u[g], _mm256_loadu_si256((const __m256i*)(y + 32 * g))),
                                             _mm256_shuffle_epi8(sw, pick));
-        if (g & 1) acc1 = _mm256_fmadd_ps(lane(ydv, 4 * h + g), _mm256_cvtepi32_ps(p), acc1);
-        else acc0 = _mm256_fmadd_ps(lane(ydv, 4 * h + g), _mm256_cvtepi32_ps(p), acc0);
+        if (g & 1) acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&ydv[4 * h + g]), _mm256_cvtepi32_ps(p), acc1);
+        else acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&ydv[4 * h + g]), _mm256_cvtepi32_ps(p), acc0);
       }
     }
   }
