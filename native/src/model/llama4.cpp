@@ -102,9 +102,8 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
   float* k = s.scratch.take<float>(T * Hkv * Dh);
   float* v = s.scratch.take<float>(T * Hkv * Dh);
   float* z = s.scratch.take<float>(T * H * Dh);
-  op_matmul(default_pool(), w.wq, x, c.n_embd, T, q, H * Dh, prec);    // q = a Wq^T   [T, H, Dh]
-  op_matmul(default_pool(), w.wk, x, c.n_embd, T, k, Hkv * Dh, prec);  // k = a Wk^T   [T, Hkv, Dh]
-  op_matmul(default_pool(), w.wv, x, c.n_embd, T, v, Hkv * Dh, prec);  // v = a Wv^T   [T, Hkv, Dh]
+  // q = a Wq^T [T, H, Dh], k = a Wk^T and v = a Wv^T [T, Hkv, Dh], in one pass over the thread pool.
+  op_matmul_group(default_pool(), {{&w.wq, q, H * Dh}, {&w.wk, k, Hkv * Dh}, {&w.wv, v, Hkv * Dh}}, x, c.n_embd, T, prec);
   hook(rc, HookPoint::Q, il, q, T, H * Dh, pos);
   hook(rc, HookPoint::K, il, k, T, Hkv * Dh, pos);
   hook(rc, HookPoint::V, il, v, T, Hkv * Dh, pos);
@@ -179,8 +178,7 @@ static void swiglu(Scratch& sc, const Mat& gate, const Mat& up, const Mat& down,
   Scratch::Scope scope(sc);
   float* g = sc.take<float>(T * F);
   float* u = sc.take<float>(T * F);
-  op_matmul(default_pool(), gate, x, D, T, g, F, prec);
-  op_matmul(default_pool(), up, x, D, T, u, F, prec);
+  op_matmul_group(default_pool(), {{&gate, g, F}, {&up, u, F}}, x, D, T, prec);
   op_silu_mul(default_pool(), g, u, T * F);
   op_matmul(default_pool(), down, g, F, T, out, D, prec);
 }

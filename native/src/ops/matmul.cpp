@@ -21,12 +21,46 @@ constexpr int64_t kTokenTile = 128;
 // the experts that see few tokens of a prompt.
 constexpr int64_t kFastMaxTokens = 4;
 
-void matmul_out_major(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy) {
+bool uses_int8(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
+  return precision == Precision::Fast && T <= kFastMaxTokens && tt.dot_q8act && W.n_in % 32 == 0;
+}
+
+// Out-major matrices (every GGUF tensor): the rows of one or more matrices over the same activations
+// as one range [0, sum of n_out), so that one parallel_for (one wake-up, one wait) serves them all. A
+// piece of the range that straddles two matrices is cut in two; each output row is computed by the
+// same kernel whatever piece it falls in, so the results do not depend on the grouping, bit for bit.
+void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const float* x, int64_t ldx, int64_t T, bool int8) {
+  const TypeTraits* tts[kMaxMatOuts];
+  int64_t start[kMaxMatOuts + 1] = {0};
+  for (int i = 0; i < n_outs; i++) {
+    tts[i] = type_traits(outs[i].W->type);
+    start[i + 1] = start[i] + outs[i].W->n_out;
+  }
+  const int64_t n_in = outs[0].W->n_in;
+  const size_t ldq = q8act_row_bytes(n_in);
+  uint8_t* xq = nullptr;
+  if (int8) {
+    // Kept per calling thread (no allocation per decoded token). The workers must see this thread's
+    // buffer through a pointer: inside the lambda the name would mean their own thread_local.
+    thread_local std::vector<uint8_t> xq_buf;
+    xq_buf.resize((size_t)T * ldq);
+    xq = xq_buf.data();
+    for (int64_t t = 0; t < T; t++) quantize_q8act(x + t * ldx, n_in, xq + t * ldq);
+  }
   // Rows in groups of 16 keep each thread's writes apart (no false sharing on y).
-  pool.parallel_for(W.n_out, 16, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
-      int nt = (int)std::min(kTokenTile, T - t0);
-      tt.dot_rows(W.data + (size_t)r0 * W.stride, W.stride, r1 - r0, x + t0 * ldx, ldx, W.n_in, nt, y + t0 * ldy + r0, ldy);
+  pool.parallel_for(start[n_outs], 16, [&](int64_t g0, int64_t g1, int) {
+    for (int i = 0; i < n_outs; i++) {
+      const int64_t r0 = std::max(g0, start[i]) - start[i], r1 = std::min(g1, start[i + 1]) - start[i];
+      if (r0 >= r1) continue;
+      const Mat& W = *outs[i].W;
+      const uint8_t* w = W.data + (size_t)r0 * W.stride;
+      const int64_t ldy = outs[i].ldy;
+      float* y = outs[i].y + r0;
+      for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
+        const int nt = (int)std::min(kTokenTile, T - t0);
+        if (int8) tts[i]->dot_q8act(w, W.stride, r1 - r0, xq + t0 * ldq, ldq, n_in, nt, y + t0 * ldy, ldy);
+        else tts[i]->dot_rows(w, W.stride, r1 - r0, x + t0 * ldx, ldx, n_in, nt, y + t0 * ldy, ldy);
+      }
     }
   });
 }
@@ -54,31 +88,36 @@ void matmul_in_major(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const
   });
 }
 
-void matmul_q8act(ThreadPool& pool, const Mat& W, const TypeTraits& tt, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy) {
-  const size_t ldq = q8act_row_bytes(W.n_in);
-  // Kept per calling thread (no allocation per decoded token). The workers must see this thread's
-  // buffer through a pointer: inside the lambda the name would mean their own thread_local.
-  thread_local std::vector<uint8_t> xq_buf;
-  xq_buf.resize((size_t)T * ldq);
-  uint8_t* xq = xq_buf.data();
-  for (int64_t t = 0; t < T; t++) quantize_q8act(x + t * ldx, W.n_in, xq + t * ldq);
-  pool.parallel_for(W.n_out, 16, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
-      int nt = (int)std::min(kTokenTile, T - t0);
-      tt.dot_q8act(W.data + (size_t)r0 * W.stride, W.stride, r1 - r0, xq + t0 * ldq, ldq, W.n_in, nt, y + t0 * ldy + r0, ldy);
-    }
-  });
+const TypeTraits& computable(const Mat& W) {
+  const TypeTraits* tt = type_traits(W.type);
+  MOESCOPE_CHECK(tt && tt->supported, "MODEL_UNSUPPORTED_TYPE", "tensor %s: weight type %s has no kernel", W.name, tt ? tt->name : "unknown");
+  return *tt;
 }
 
 }  // namespace
 
+void op_matmul_group(ThreadPool& pool, std::initializer_list<MatOut> outs, const float* x, int64_t ldx, int64_t T,
+                     Precision precision) {
+  if (T <= 0) return;
+  MOESCOPE_CHECK(outs.size() >= 1 && outs.size() <= (size_t)kMaxMatOuts, "INTERNAL", "op_matmul_group takes 1 to %d matrices", kMaxMatOuts);
+  const MatOut& first = *outs.begin();
+  // One range when every matrix is out-major, reads the same input width and takes the same kernel
+  // family (int8 or exact); otherwise each matrix goes on its own.
+  bool together = true;
+  for (const MatOut& o : outs)
+    together = together && !o.W->in_major && o.W->n_in == first.W->n_in &&
+               uses_int8(*o.W, computable(*o.W), T, precision) == uses_int8(*first.W, computable(*first.W), T, precision);
+  if (together)
+    return matmul_out_major(pool, outs.begin(), (int)outs.size(), x, ldx, T, uses_int8(*first.W, computable(*first.W), T, precision));
+  for (const MatOut& o : outs) op_matmul(pool, *o.W, x, ldx, T, o.y, o.ldy, precision);
+}
+
 void op_matmul(ThreadPool& pool, const Mat& W, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, Precision precision) {
   if (T <= 0) return;
-  const TypeTraits* tt = type_traits(W.type);
-  MOESCOPE_CHECK(tt && tt->supported, "MODEL_UNSUPPORTED_TYPE", "tensor %s: weight type %s has no kernel", W.name, tt ? tt->name : "unknown");
-  if (W.in_major) matmul_in_major(pool, W, *tt, x, ldx, T, y, ldy);
-  else if (precision == Precision::Fast && T <= kFastMaxTokens && tt->dot_q8act && W.n_in % 32 == 0) matmul_q8act(pool, W, *tt, x, ldx, T, y, ldy);
-  else matmul_out_major(pool, W, *tt, x, ldx, T, y, ldy);
+  const TypeTraits& tt = computable(W);
+  if (W.in_major) return matmul_in_major(pool, W, tt, x, ldx, T, y, ldy);
+  const MatOut out{&W, y, ldy};
+  matmul_out_major(pool, &out, 1, x, ldx, T, uses_int8(W, tt, T, precision));
 }
 
 }  // namespace moescope

@@ -3,6 +3,7 @@
 // fused dot kernel, in-major (HF fused experts, float types only) stream input rows as axpy.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 
 #include "model/llama4_weights.h"
 #include "ops/threadpool.h"
@@ -19,5 +20,16 @@ enum class Precision {
 // quantized out-major weights only; float weights and in-major layouts stay exact.
 void op_matmul(ThreadPool& pool, const Mat& W, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy,
                Precision precision = Precision::Exact);
+
+// Several matrices applied to the same x (q, k and v; SwiGLU's gate and up): y_i = W_i x, the same
+// numbers as op_matmul on each, in one pass over the thread pool.
+struct MatOut {
+  const Mat* W;
+  float* y;
+  int64_t ldy;
+};
+constexpr int kMaxMatOuts = 4;
+void op_matmul_group(ThreadPool& pool, std::initializer_list<MatOut> outs, const float* x, int64_t ldx, int64_t T,
+                     Precision precision = Precision::Exact);
 
 }  // namespace moescope
