@@ -386,6 +386,34 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       }
     });
   }
+  it("quantises activations as specified: scale amax/127, nearest-even rounding, float sums", () => {
+    // A JS model of quantize_q8act (float32 arithmetic via Math.fround) against the addon's bytes;
+    // blocks of zeros, of ties (x * id landing on .5) and of mixed magnitudes.
+    const r = rng(6200), n = 256;
+    const x = new Float32Array(n).map((_, i) => (i < 32 ? 0 : i < 64 ? (i % 7) * 0.5 - 1.5 : f(r.normal() * 10 ** ((i >> 5) - 4))));
+    x[40] = 127; // a tie block: amax 127 gives id 1, and the halves round to even
+    const buf: Buffer = native._quantizeQ8Act(x, n);
+    expect(buf.length).toBe(1.5 * n);
+    const qs = new Int8Array(buf.buffer, buf.byteOffset, n);
+    const fl = new Float32Array(buf.buffer.slice(buf.byteOffset + n, buf.byteOffset + 1.5 * n));
+    const nb = n / 32, d = fl.subarray(0, nb), s32 = fl.subarray(nb, 2 * nb), s16 = fl.subarray(2 * nb);
+    const rint = (v: number) => { const fl0 = Math.floor(v), diff = v - fl0; return diff > 0.5 || (diff === 0.5 && fl0 % 2 !== 0) ? fl0 + 1 : fl0; };
+    for (let k = 0; k < nb; k++) {
+      let amax = 0;
+      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * k + j]));
+      const dk = Math.fround(amax / 127), id = dk ? Math.fround(1 / dk) : 0;
+      expect(d[k], `block ${k} scale`).toBe(dk);
+      const sum = [0, 0];
+      for (let j = 0; j < 32; j++) {
+        const q = rint(Math.fround(x[32 * k + j] * id));
+        expect(qs[32 * k + j], `block ${k} element ${j}`).toBe(q);
+        sum[j >> 4] += q;
+      }
+      expect(s16[2 * k]).toBe(Math.fround(dk * sum[0]));
+      expect(s16[2 * k + 1]).toBe(Math.fround(dk * sum[1]));
+      expect(s32[k]).toBe(Math.fround(dk * (sum[0] + sum[1])));
+    }
+  });
   it("has no fast mode for float weights, and says so", () => {
     const xq = native._quantizeQ8Act(new Float32Array(64));
     expect(() => native._dotQ8Act(F32, Buffer.alloc(256), xq, 64, 1)).toThrow(/F32 has no int8-activation fast mode/);
