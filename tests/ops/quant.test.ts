@@ -365,8 +365,7 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       }
     });
   }
-  // Decode hands each thread a run of rows; the AVX2 K-quant kernels work on tiles of 4 rows that
-  // share the activation loads, so 7 rows = one tile and 3 single rows.
+  // Decode hands each thread a run of rows in one call: each row's result must land at its own place.
   for (const [name, type] of FAST) {
     it(`${name}: fast dot over 7 rows at once equals the portable kernel row by row`, () => {
       const r = rng(6100 + type), n = 512, rows = 7;

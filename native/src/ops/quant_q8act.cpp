@@ -149,109 +149,83 @@ float q4_0_row(const block_q4_0* w, const Q8ActRow& a, int64_t nb) {
   return hsum8(acc) - 8.0f * off;
 }
 
-// The sums of the 8 lanes of each of 4 vectors, as one 4-lane vector.
-MQ_INLINE __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d) {
-  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-}
-
-// R rows of Q4_K / Q5_K at once, so each activation vector loaded feeds R rows. Per block and row:
-// the integer dot of each 32-element sub-block (maddubs + madd, 8 int32 lanes) is turned to float
-// once and multiplied by sc * d_y of its sub-block (kept in memory and broadcast by the load port,
-// not a shuffle); the block scale d multiplies the block's sum, and the mins term
-// dmin * sum_s m_s * (d_y sum(y))_s is one vector product, subtracted from the same accumulator.
-template <bool FIVE_BITS, int R>
-MQ_INLINE void kquant_rows(const uint8_t* base, size_t row_stride, size_t block_bytes, size_t qs_off, const Q8ActRow& a,
-                           int64_t nb, float* out) {
+// Q4_K / Q5_K. Per block: the integer dot of each 32-element sub-block (maddubs + madd, 8 int32
+// lanes) is turned to float once and multiplied by sc * d_y of its sub-block (kept in memory and
+// broadcast by the load port, not a shuffle); the block scale d multiplies the block's sum, and the
+// mins term dmin * sum_s m_s * (d_y sum(y))_s is one vector product, subtracted from the same
+// accumulator. One row at a time: decode streams its weights from memory, and tiles of 4 rows that
+// share the activation loads, 1.2-1.3x faster from L2, were no faster from memory (one stream and
+// the 2 KiB prefetch keep more lines in flight; kb measurements in the commit message).
+template <bool FIVE_BITS>
+MQ_INLINE float kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_off, const Q8ActRow& a, int64_t nb) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1);
-  __m256 acc[R];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  __m256 acc = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
-    const __m256 yd = _mm256_loadu_ps(a.d + 8 * k), ys = _mm256_loadu_ps(a.s32 + 8 * k);
+    const uint8_t* blk = base + k * block_bytes;
+    prefetch_ahead(blk, block_bytes);
+    const float d = _cvtsh_ss(*(const f16_bits*)blk), dmin = _cvtsh_ss(*(const f16_bits*)(blk + 2));
+    alignas(16) uint8_t sm[16];
+    unpack_scales_k4(blk + 4, sm);
+    alignas(32) float scy[8];
+    _mm256_store_ps(scy, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)sm))),
+                                       _mm256_loadu_ps(a.d + 8 * k)));
+    const __m256 mv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(sm + 8))));
+    acc = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dmin), mv), _mm256_loadu_ps(a.s32 + 8 * k), acc);
+    const uint8_t* qs = blk + qs_off;
     const int8_t* y = a.qs + QK_K * k;
-    const uint8_t* blk[R];
-    alignas(32) float scy[R][8];
-    float d[R];
-    __m256 bacc[R];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      blk[r] = base + r * row_stride + k * block_bytes;
-      prefetch_ahead(blk[r], block_bytes);
-      d[r] = _cvtsh_ss(*(const f16_bits*)blk[r]);
-      const float dmin = _cvtsh_ss(*(const f16_bits*)(blk[r] + 2));
-      alignas(16) uint8_t sm[16];
-      unpack_scales_k4(blk[r] + 4, sm);
-      _mm256_store_ps(scy[r], _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)sm))), yd));
-      const __m256 mv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(sm + 8))));
-      acc[r] = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dmin), mv), ys, acc[r]);
-      bacc[r] = _mm256_setzero_ps();
-    }
+    const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)(blk + 16)) : _mm256_setzero_si256();
+    __m256 bacc0 = _mm256_setzero_ps(), bacc1 = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      const __m256i y0 = _mm256_loadu_si256((const __m256i*)(y + 64 * j));
-      const __m256i y1 = _mm256_loadu_si256((const __m256i*)(y + 64 * j + 32));
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        const __m256i v = _mm256_loadu_si256((const __m256i*)(blk[r] + qs_off + 32 * j));
-        __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-        if (FIVE_BITS) {
-          const __m256i qh = _mm256_loadu_si256((const __m256i*)(blk[r] + 16));
-          const __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * j))), b1 = _mm256_set1_epi8((char)(2 << (2 * j)));
-          lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
-          hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
-        }
-        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), ones);
-        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), ones);
-        bacc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scy[r][2 * j]), _mm256_cvtepi32_ps(p0), bacc[r]);
-        bacc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scy[r][2 * j + 1]), _mm256_cvtepi32_ps(p1), bacc[r]);
+      const __m256i v = _mm256_loadu_si256((const __m256i*)(qs + 32 * j));
+      __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      if (FIVE_BITS) {
+        const __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * j))), b1 = _mm256_set1_epi8((char)(2 << (2 * j)));
+        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
+        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
       }
+      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i*)(y + 64 * j))), ones);
+      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i*)(y + 64 * j + 32))), ones);
+      bacc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&scy[2 * j]), _mm256_cvtepi32_ps(p0), bacc0);
+      bacc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&scy[2 * j + 1]), _mm256_cvtepi32_ps(p1), bacc1);
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r]), bacc[r], acc[r]);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_add_ps(bacc0, bacc1), acc);
   }
-  if constexpr (R == 4) _mm_storeu_ps(out, hsum8x4(acc[0], acc[1], acc[2], acc[3]));
-  else for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]);
+  return hsum8(acc);
 }
 
-template <class B, bool FIVE_BITS>
-void kquant_dot_q8act(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
-                      float* out, int64_t ldo) {
-  const uint8_t* base = (const uint8_t*)w;
-  for (int t = 0; t < ntok; ++t) {
-    const Q8ActRow a = q8act_row((const uint8_t*)xq + (size_t)t * ldxq, n);
-    float* o = out + (int64_t)t * ldo;
-    int64_t r = 0;
-    for (; r + 4 <= nrows; r += 4)
-      kquant_rows<FIVE_BITS, 4>(base + r * row_stride, row_stride, sizeof(B), offsetof(B, qs), a, n / QK_K, o + r);
-    for (; r < nrows; ++r)
-      kquant_rows<FIVE_BITS, 1>(base + r * row_stride, row_stride, sizeof(B), offsetof(B, qs), a, n / QK_K, o + r);
-  }
+float q4_K_row(const block_q4_K* w, const Q8ActRow& a, int64_t nb) {
+  return kquant_row<false>((const uint8_t*)w, sizeof(block_q4_K), offsetof(block_q4_K, qs), a, nb);
+}
+float q5_K_row(const block_q5_K* w, const Q8ActRow& a, int64_t nb) {
+  return kquant_row<true>((const uint8_t*)w, sizeof(block_q5_K), offsetof(block_q5_K, qs), a, nb);
 }
 
+// Q6_K. Per 32 elements: the unsigned quants u = q + 32 (see quant_avx2.cpp), maddubs against y,
+// madd with the group's two 16-element scales (words 0-7 of maddubs come from elements 0-15, words
+// 8-15 from 16-31), then one FMA by d * d_y. The -32 of every quant is
+// 32 * d * sum_i sc_i * (d_y sum(y))_i, one vector step per block, subtracted from the same accumulator.
 float q6_K_row(const block_q6_K* w, const Q8ActRow& a, int64_t nb) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  __m256 off = _mm256_setzero_ps();  // the -32 of every quant: 32 * sum_k d_k * sum_i sc_i * (d_y sum(y))_i
   for (int64_t k = 0; k < nb; ++k) {
     prefetch_ahead(w + k, sizeof(block_q6_K));
-    const float d = _cvtsh_ss(w[k].d);
-    const __m256 dv = _mm256_set1_ps(d);
+    const __m256 dv = _mm256_set1_ps(_cvtsh_ss(w[k].d));
     alignas(32) float ydv[8];  // d * d_y of each 32-group, broadcast by the load port
     _mm256_store_ps(ydv, _mm256_mul_ps(dv, _mm256_loadu_ps(a.d + 8 * k)));
     const __m128i sc16 = _mm_loadu_si128((const __m128i*)w[k].scales);
     const __m256 sc_lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc16));
     const __m256 sc_hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc16, 8)));
     const float* s16 = a.s16 + 16 * k;
-    off = _mm256_fmadd_ps(dv, _mm256_fmadd_ps(sc_lo, _mm256_loadu_ps(s16), _mm256_mul_ps(sc_hi, _mm256_loadu_ps(s16 + 8))), off);
+    const __m256 off = _mm256_fmadd_ps(sc_lo, _mm256_loadu_ps(s16), _mm256_mul_ps(sc_hi, _mm256_loadu_ps(s16 + 8)));
+    acc1 = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(32.0f), dv), off, acc1);
     for (int h = 0; h < 2; ++h) {
       const uint8_t* ql = w[k].ql + 64 * h;
       const int8_t* y = a.qs + QK_K * k + 128 * h;
       const __m256i qa = _mm256_loadu_si256((const __m256i*)ql);
       const __m256i qc = _mm256_loadu_si256((const __m256i*)(ql + 32));
       const __m256i qh = _mm256_loadu_si256((const __m256i*)(w[k].qh + 32 * h));
-      // Unsigned 6-bit quants u = q + 32 of elements l, l+32, l+64, l+96 (see quant_avx2.cpp).
-      __m256i u[4];
+      __m256i u[4];  // elements l, l+32, l+64, l+96 of the half
       u[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
       u[1] = _mm256_or_si256(_mm256_and_si256(qc, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
       u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, m30));
@@ -260,7 +234,6 @@ float q6_K_row(const block_q6_K* w, const Q8ActRow& a, int64_t nb) {
       const __m256i sw = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i*)(w[k].scales + 8 * h))));
 #pragma GCC unroll 4
       for (int g = 0; g < 4; ++g) {
-        // Words 0-7 of maddubs come from elements 0-15 (scale 2g of the half), words 8-15 from 16-31 (2g+1).
         const __m256i pick = _mm256_set_m128i(_mm_set1_epi16((short)(((4 * g + 3) << 8) | (4 * g + 2))),
                                               _mm_set1_epi16((short)(((4 * g + 1) << 8) | (4 * g))));
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u[g], _mm256_loadu_si256((const __m256i*)(y + 32 * g))),
@@ -270,7 +243,7 @@ float q6_K_row(const block_q6_K* w, const Q8ActRow& a, int64_t nb) {
       }
     }
   }
-  return hsum8(_mm256_add_ps(acc0, acc1)) - 32.0f * hsum8(off);
+  return hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 template <class B, float (*ROW)(const B*, const Q8ActRow&, int64_t), int QK>
@@ -332,8 +305,8 @@ DotQ8ActFn avx2_dot_q8act(uint32_t type_id) {
   switch ((GgmlType)type_id) {
     case GgmlType::Q8_0: return dot_q8act_avx2<block_q8_0, q8_0_row, QK8_0>;
     case GgmlType::Q4_0: return dot_q8act_avx2<block_q4_0, q4_0_row, QK4_0>;
-    case GgmlType::Q4_K: return kquant_dot_q8act<block_q4_K, false>;
-    case GgmlType::Q5_K: return kquant_dot_q8act<block_q5_K, true>;
+    case GgmlType::Q4_K: return dot_q8act_avx2<block_q4_K, q4_K_row, QK_K>;
+    case GgmlType::Q5_K: return dot_q8act_avx2<block_q5_K, q5_K_row, QK_K>;
     case GgmlType::Q6_K: return dot_q8act_avx2<block_q6_K, q6_K_row, QK_K>;
     default: return nullptr;
   }
