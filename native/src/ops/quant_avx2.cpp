@@ -296,8 +296,15 @@ MS_INLINE void panel_tile(const float* pk, int64_t cnt, const float* x, int64_t 
 
 template <int TT>
 MS_INLINE void panel_tiles(const float* pk, int64_t cnt, const float* x, int64_t ldx, int nt, __m256 (*acc)[2]) {
+  // A tile of 1 or 2 tokens has too few independent accumulators to hide the FMA latency: 7 and 8
+  // leftover tokens go as 4 + 3 and 4 + 4 instead of 6 + 1 and 6 + 2.
+  const int full = nt % TT != 0 && nt % TT <= 2 && nt > TT ? nt - TT - nt % TT : nt - nt % TT;
   int t = 0;
-  for (; t + TT <= nt; t += TT) panel_tile<TT>(pk, cnt, x + t * ldx, ldx, acc + t);
+  for (; t < full; t += TT) panel_tile<TT>(pk, cnt, x + t * ldx, ldx, acc + t);
+  if (nt - t > TT) {
+    panel_tile<4>(pk, cnt, x + t * ldx, ldx, acc + t);
+    t += 4;
+  }
   switch (nt - t) {  // the last tokens of the pass
     case 5: panel_tile<5>(pk, cnt, x + t * ldx, ldx, acc + t); break;
     case 4: panel_tile<4>(pk, cnt, x + t * ldx, ldx, acc + t); break;
