@@ -1,0 +1,33 @@
+// A/B of whole-model speed between builds of the addon, in ONE process: one Model per build, runs
+// alternating, medians. On a shared, noisy machine this resolves differences that separate processes
+// (minutes apart) do not. Not a test: run it by hand after `npm run build`, with copies of
+// build/Release/moescope.node from the builds to compare,
+//   node tests/model/ab-builds.js MODEL.gguf exact|fast ROUNDS a.node b.node [...]
+// Each round: 64 decoded tokens after an 8-token prompt, then a 256-token prefill, per build.
+"use strict";
+const path = require("path");
+const native = require(path.resolve(__dirname, "../../dist/engine/src/native.js"));
+const { Model } = require(path.resolve(__dirname, "../../dist/engine/src/index.js"));
+
+const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+(async () => {
+  const [file, precision, rounds, ...addons] = process.argv.slice(2);
+  if (!file || addons.length === 0) throw new Error("usage: node tests/model/ab-builds.js MODEL.gguf exact|fast ROUNDS a.node b.node ...");
+  const models = [];
+  for (const a of addons) {
+    const addon = require(path.resolve(a));
+    native.addon = () => addon; // Model.load asks native.addon() for the addon it loads with
+    models.push(await Model.load(file, { threads: 2 }));
+  }
+  const prompt = Int32Array.from({ length: 256 }, (_, i) => 1000 + ((i * 7919) % 30000));
+  const decode = addons.map(() => []), prefill = addons.map(() => []);
+  for (let r = 0; r < Number(rounds); r++)
+    for (let j = 0; j < models.length; j++) {
+      const d = await models[j].run(prompt.subarray(0, 8), { maxNewTokens: 64, stopAtEog: false, precision });
+      decode[j].push((d.generated.length - 1) / d.timing.decodeSeconds);
+      const p = await models[j].run(prompt, { precision });
+      prefill[j].push(prompt.length / p.timing.prefillSeconds);
+    }
+  addons.forEach((a, j) =>
+    console.log(`${path.basename(a)} ${precision}: decode ${median(decode[j]).toFixed(1)} tok/s, prefill (256) ${median(prefill[j]).toFixed(1)} tok/s (medians of ${rounds})`));
+})();
