@@ -114,8 +114,8 @@ void Llama4Model::attention(int il, Session& s, const float* x, float* out, int6
     op_rope(k, T, Hkv, Dh, pos, c.rope_freq.data());
     // Scout: weightless RMS-norm of each head AFTER RoPE, eps = rms_norm_eps (not MLX's 1e-6).
     if (plan.qk_norm) {
-      op_rms_norm(q, nullptr, q, T * H, Dh, c.rms_eps);
-      op_rms_norm(k, nullptr, k, T * Hkv, Dh, c.rms_eps);
+      op_rms_norm(default_pool(), q, nullptr, q, T * H, Dh, c.rms_eps);
+      op_rms_norm(default_pool(), k, nullptr, k, T * Hkv, Dh, c.rms_eps);
     }
   } else if (plan.temperature_tuning) {
     // NoPE layers scale only q, by the query's own position.
@@ -284,7 +284,7 @@ void Llama4Model::moe(int il, Scratch& sc, const float* x, float* out, int64_t T
   hook(rc, HookPoint::SharedOut, il, out, T, D, pos);
 
   // 6. FFN(b) = shared + routed.
-  for (int64_t i = 0; i < T * D; i++) out[i] += routed[i];
+  op_add(default_pool(), out, routed, T * D);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -306,18 +306,18 @@ std::vector<float> Llama4Model::forward_segment(Session& s, const int32_t* token
   for (int il = 0; il < (int)c.n_layer; il++) {
     const LayerWeights& w = weights_.layers[il];
     hook(rc, HookPoint::ResidPre, il, x, T, D, pos);
-    op_rms_norm(x, w.attn_norm.data(), a, T, D, c.rms_eps);  // a = RMSNorm(h)
+    op_rms_norm(default_pool(), x, w.attn_norm.data(), a, T, D, c.rms_eps);  // a = RMSNorm(h)
     hook(rc, HookPoint::Ln1, il, a, T, D, pos);
     attention(il, s, a, f, T, pos, rc);                    // h += Attention(a)
     hook(rc, HookPoint::AttnOut, il, f, T, D, pos);
-    for (int64_t i = 0; i < T * D; i++) x[i] += f[i];
+    op_add(default_pool(), x, f, T * D);
     hook(rc, HookPoint::ResidMid, il, x, T, D, pos);
-    op_rms_norm(x, w.ffn_norm.data(), a, T, D, c.rms_eps);   // b = RMSNorm(h)
+    op_rms_norm(default_pool(), x, w.ffn_norm.data(), a, T, D, c.rms_eps);   // b = RMSNorm(h)
     hook(rc, HookPoint::Ln2, il, a, T, D, pos);
     if (c.layers[il].is_moe) moe(il, s.scratch, a, f, T, pos, rc);                // h += FFN(b)
     else swiglu(s.scratch, w.ffn_gate, w.ffn_up, w.ffn_down, a, f, T, D, c.n_ff, prec);  //   (dense)
     hook(rc, HookPoint::MlpOut, il, f, T, D, pos);
-    for (int64_t i = 0; i < T * D; i++) x[i] += f[i];
+    op_add(default_pool(), x, f, T * D);
     hook(rc, HookPoint::ResidPost, il, x, T, D, pos);
     check_cancel(rc);
   }
@@ -331,7 +331,7 @@ std::vector<float> Llama4Model::forward_segment(Session& s, const int32_t* token
   std::vector<float> logits;
   if (R > 0) {
     float* h = s.scratch.take<float>(R * D);
-    op_rms_norm(x + r0 * D, weights_.output_norm.data(), h, R, D, c.rms_eps);
+    op_rms_norm(default_pool(), x + r0 * D, weights_.output_norm.data(), h, R, D, c.rms_eps);
     hook(rc, HookPoint::LnFinal, 0, h, R, D, pos + r0);
     logits.resize(R * c.n_vocab);
     op_matmul(default_pool(), weights_.output, h, D, R, logits.data(), c.n_vocab, prec);  // logits = h lm_head^T
