@@ -24,7 +24,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
     auto out = Napi::Float32Array::New(info.Env(), x.ElementLength());
     std::copy(x.Data(), x.Data() + x.ElementLength(), out.Data());
     std::vector<int64_t> p(T);
-    for (int64_t t = 0; t < T; t++) p[t] = (int64_t)pos[t];
+    for (int64_t t = 0; t < T; t++) p[t] = (int64_t)pos.Data()[t];
     op_rope(out.Data(), T, H, Dh, p.data(), freq.Data());
     return out;
   }));
