@@ -1,6 +1,6 @@
 /**
  * The parts of the forward pass against their definitions: RoPE against a float64 formula at
- * positions up to 10^7, the temperature factor against spec Appendix B, the chunk mask at
+ * positions up to 10^7, SwiGLU's silu gate against float64, the temperature factor against spec Appendix B, the chunk mask at
  * 8191/8192/8193 (and with a configured chunk size), the layer plan of both fixture models.
  */
 import * as fs from "fs";
@@ -14,6 +14,7 @@ import { fixture } from "../helpers";
 const a = addon() as unknown as {
   _rope(x: Float32Array, T: number, H: number, Dh: number, pos: Float64Array, freq: Float64Array): Float32Array;
   _attnTemperature(scale: number, floor: number, p: number): number;
+  _siluMul(gate: Float32Array, up: Float32Array): Float32Array;
 };
 
 describe("RoPE (interleaved pairs, float64 angles)", () => {
@@ -37,6 +38,28 @@ describe("RoPE (interleaved pairs, float64 angles)", () => {
         }
     // float32 storage of |x| <= 2 values: a few ulps, at every position (float32 angles would be off by 0.5 rad at 10^7).
     expect(worst).toBeLessThan(2e-6);
+  });
+});
+
+describe("SwiGLU gate silu(g) * u", () => {
+  it("is within 4 ulp of float64 from -100 to 100, and 0 / g / NaN at the extremes", () => {
+    // The AVX2 path computes exp with a polynomial (ops/elementwise.cpp); the portable one with expf.
+    const n = 200003; // not a multiple of 8: the scalar tail too
+    const g = Float32Array.from({ length: n }, (_, i) => -100 + (200 * i) / (n - 1));
+    const u = Float32Array.from({ length: n }, (_, i) => 1 + (i % 7) / 8);
+    const y = a._siluMul(g, u);
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      const want = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+      if (Math.abs(want) < 1e-30) { expect(Math.abs(y[i]), `g = ${g[i]}`).toBeLessThan(1e-30); continue; }
+      worst = Math.max(worst, Math.abs(y[i] - want) / Math.abs(want));
+    }
+    expect(worst).toBeLessThan(4 * 2 ** -23);
+    const edge = a._siluMul(Float32Array.from([-1e30, 1e30, NaN, 0, -0]), Float32Array.from([1, 1, 1, 1, 1]));
+    expect(Math.abs(edge[0])).toBeLessThan(1e-30);
+    expect(edge[1]).toBe(Math.fround(1e30));
+    expect(edge[2]).toBeNaN();
+    expect(edge[3]).toBe(0);
   });
 });
 
