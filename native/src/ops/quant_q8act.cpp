@@ -6,9 +6,10 @@
 // keep activations float32.
 //
 // Contract: quantize_q8act(x, n, dst) writes q8act_row_bytes(n) bytes laid out as Q8ActRow
-// (quant_blocks.h); dot_q8act(w_row, xq, ldxq, n, ntok, out, ldo) computes, for each of ntok
-// activation rows (row t at (const char*)xq + t*ldxq), the dot of the dequantised weight row with the
-// dequantised activation row, up to float32 rounding.
+// (quant_blocks.h); dot_q8act(w, row_stride, nrows, xq, ldxq, n, ntok, out, ldo) computes, for each
+// of nrows weight rows and ntok activation rows (row t at (const char*)xq + t*ldxq), the dot of the
+// dequantised weight row with the dequantised activation row, up to float32 rounding, into
+// out[t*ldo + r]. ops/matmul.cpp calls it for products of at most 4 activation rows.
 // The portable kernels dequantise both sides to float; the AVX2 ones (compiled for AVX2 in a
 // target region, picked only when the CPU has it) stay in integers within each 32-block.
 #include <cmath>
