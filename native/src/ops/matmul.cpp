@@ -25,7 +25,7 @@ bool uses_int8(const Mat& W, const TypeTraits& tt, int64_t T, Precision precisio
   return precision == Precision::Fast && T <= kFastMaxTokens && tt.dot_q8act && W.n_in % 32 == 0;
 }
 
-// The kernels prefetch 2 KiB ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a
+// The kernels prefetch 4 KiB ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a
 // piece before it starts too, so that its first misses overlap instead of coming one row at a time.
 // Decode reads many matrices of about 1 MB, two pieces or more each: scout-mid Q4_K_M decode,
 // in-process A/B, 3-8 % (exact and fast); 8 KiB did no better.
