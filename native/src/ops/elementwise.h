@@ -8,8 +8,8 @@ class ThreadPool;
 
 // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w   (w may be null: the weightless QK norm).
 // Statistics in float64 so the result does not depend on the row length's summation order. Rows
-// are spread over the pool (each row's numbers do not depend on which thread computes it): each
-// row's sum is one latency-bound float64 chain, 0.7-0.9 ms per call on a 512-token prompt.
+// are spread over the pool (each row's numbers do not depend on which thread computes it): the
+// float64 sums are latency-bound, 0.7-0.9 ms per call on a 512-token prompt on one thread.
 void op_rms_norm(ThreadPool& pool, const float* x, const float* w, float* y, int64_t T, int64_t n, double eps);
 
 // y[i] += x[i] for n values, on the pool (the residual adds).

@@ -25,10 +25,11 @@ bool uses_int8(const Mat& W, const TypeTraits& tt, int64_t T, Precision precisio
   return precision == Precision::Fast && T <= kFastMaxTokens && tt.dot_q8act && W.n_in % 32 == 0;
 }
 
-// The kernels prefetch 4 KiB ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a
-// piece before it starts too, so that its first misses overlap instead of coming one row at a time.
+// The kernels prefetch ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a piece
+// before it starts too, so that its first misses overlap instead of coming one row at a time.
 // Decode reads many matrices of about 1 MB, two pieces or more each: scout-mid Q4_K_M decode,
-// in-process A/B, 3-8 % (exact and fast); 8 KiB did no better.
+// in-process A/B, 3-8 % (exact and fast; measured when the kernels also read 2 KiB ahead; 8 KiB here
+// did no better, and matching the kernels' 4 KiB since was within the noise).
 inline void prefetch_start(const uint8_t* w, size_t bytes) {
   for (size_t o = 0; o < 2048 && o < bytes; o += 64) __builtin_prefetch(w + o);
 }
@@ -109,15 +110,14 @@ void op_matmul_group(ThreadPool& pool, std::initializer_list<MatOut> outs, const
                      Precision precision) {
   if (T <= 0) return;
   MOESCOPE_CHECK(outs.size() >= 1 && outs.size() <= (size_t)kMaxMatOuts, "INTERNAL", "op_matmul_group takes 1 to %d matrices", kMaxMatOuts);
-  const MatOut& first = *outs.begin();
+  const Mat& first = *outs.begin()->W;
+  const bool int8 = uses_int8(first, computable(first), T, precision);
   // One range when every matrix is out-major, reads the same input width and takes the same kernel
   // family (int8 or exact); otherwise each matrix goes on its own.
   bool together = true;
   for (const MatOut& o : outs)
-    together = together && !o.W->in_major && o.W->n_in == first.W->n_in &&
-               uses_int8(*o.W, computable(*o.W), T, precision) == uses_int8(*first.W, computable(*first.W), T, precision);
-  if (together)
-    return matmul_out_major(pool, outs.begin(), (int)outs.size(), x, ldx, T, uses_int8(*first.W, computable(*first.W), T, precision));
+    together = together && !o.W->in_major && o.W->n_in == first.n_in && uses_int8(*o.W, computable(*o.W), T, precision) == int8;
+  if (together) return matmul_out_major(pool, outs.begin(), (int)outs.size(), x, ldx, T, int8);
   for (const MatOut& o : outs) op_matmul(pool, *o.W, x, ldx, T, o.y, o.ldy, precision);
 }
 

@@ -138,10 +138,10 @@ inline void unpack_scales_k4(const uint8_t* q, uint8_t out[16]) {
 // Decode GEMVs stream their weights from memory once. The hardware prefetcher alone keeps too few
 // lines in flight for one core: the exact Q8_0 GEMV read 9-10 GB/s on one core, and 7-9 GB/s per
 // core with both cores streaming; asking for the lines 2 KiB ahead gave 11-12 GB/s per core in
-// both cases (tests/ops/quant-bench.js, and a standalone loop for the two-core case). A prefetch
-// never faults, so reading ahead past the last row is harmless.
-// With both cores decoding the whole model, 4 KiB did better still (in-process A/B, scout-mid:
-// fast Q4_K_M 152.4 -> 157.1 and 153.7 -> 157.3 tok/s, exact Q8_0 94.1 -> 101.5).
+// both cases (tests/ops/quant-bench.js, and a standalone loop for the two-core case), and with both
+// cores decoding the whole model 4 KiB did better still (tests/model/ab-builds.js, scout-mid: fast
+// Q4_K_M 152.4 -> 157.1 and 153.7 -> 157.3 tok/s, exact Q8_0 94.1 -> 101.5). A prefetch never
+// faults, so reading ahead past the last row is harmless.
 constexpr size_t PREFETCH_AHEAD = 4096;
 inline void prefetch_ahead(const void* p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char*)p + PREFETCH_AHEAD + o);
