@@ -4,14 +4,16 @@
 //        matrices of ROWS x N cycled: set ROWS * NMAT large to read from memory, small to stay in L2)
 //   node tests/ops/kernel-ab.js exact   TYPES N ROWS NMAT a.node b.node ...  (the same, exact GEMV)
 //   node tests/ops/kernel-ab.js prefill TYPES N ROWS NTOK a.node b.node ...  (exact dot_rows, NTOK tokens)
+//   node tests/ops/kernel-ab.js gemm    TYPES N ROWS NTOK a.node b.node ...  (the fast mode's prefill kernel)
 // TYPES: comma-separated, of F32 (exact and prefill only), Q8_0, Q4_0, Q4_K, Q5_K, Q6_K.
 "use strict";
 const path = require("path");
 
 const TYPES = { F32: 0, Q8_0: 8, Q4_0: 2, Q4_K: 12, Q5_K: 13, Q6_K: 14 };
 const [mode, types, n_, rows_, k_, ...files] = process.argv.slice(2);
-if (!["decode", "exact", "prefill"].includes(mode) || files.length === 0)
-  throw new Error("usage: node tests/ops/kernel-ab.js decode|exact|prefill TYPES N ROWS NMAT|NTOK a.node b.node ...");
+const tokens = mode === "prefill" || mode === "gemm"; // the last number is NTOK, not NMAT
+if (!["decode", "exact", "prefill", "gemm"].includes(mode) || files.length === 0)
+  throw new Error("usage: node tests/ops/kernel-ab.js decode|exact|prefill|gemm TYPES N ROWS NMAT|NTOK a.node b.node ...");
 const mods = files.map((f) => require(path.resolve(f)));
 const n = Number(n_), rows = Number(rows_), k = Number(k_);
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
@@ -19,23 +21,24 @@ const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 for (const name of types.split(",")) {
   const type = TYPES[name];
   const one = mods[0]._quantize(type, new Float32Array(n * rows).map(() => Math.random() - 0.5));
-  const nmat = mode === "prefill" ? 1 : k, ntok = mode === "prefill" ? k : 1;
+  const nmat = tokens ? 1 : k, ntok = tokens ? k : 1;
   const all = Buffer.alloc(one.length * nmat);
   for (let i = 0; i < nmat; i++) one.copy(all, i * one.length);
   const mats = Array.from({ length: nmat }, (_, i) => all.subarray(i * one.length, (i + 1) * one.length));
   const x = new Float32Array(n * ntok).map(() => Math.random() - 0.5);
-  const xq = mode === "decode" ? mods.map((m) => m._quantizeQ8Act(x, n)) : [];
+  const xq = mode === "decode" || mode === "gemm" ? mods.map((m) => m._quantizeQ8Act(x, n)) : [];
   const times = mods.map(() => []);
   for (let b = 0; b < 15; b++)
     mods.forEach((m, j) => {
       const t0 = process.hrtime.bigint();
       for (const w of mats) {
         if (mode === "decode") m._dotQ8Act(type, w, xq[j], n, 1, rows);
+        else if (mode === "gemm") m._gemmQ8Act(type, w, xq[j], n, ntok, rows);
         else m._dotRows(type, w, x, n, ntok, rows);
       }
       times[j].push(Number(process.hrtime.bigint() - t0) / 1e9);
     });
-  const unit = mode === "prefill"
+  const unit = tokens
     ? (s) => `${((2 * n * rows * ntok) / s / 1e9).toFixed(1)} GFLOP/s`
     : (s) => `${(all.length / s / 1e9).toFixed(2)} GB/s`;
   console.log(`${mode} ${name} n=${n}: ` + files.map((f, j) => `${path.basename(f)} ${unit(median(times[j]))}`).join(" | "));

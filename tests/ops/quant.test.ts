@@ -385,6 +385,35 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       }
     });
   }
+  // Prefill's kernel (K-quants): rows prepared a chunk at a time (32 rows of 256 fit its L1 budget,
+  // so 37 rows take two chunks), tiles of 2 rows x 2 tokens with odd leftovers of each.
+  const GEMM: [string, number][] = [["Q4_K", Q4_K], ["Q5_K", Q5_K], ["Q6_K", Q6_K]];
+  for (const [name, type] of GEMM) {
+    it(`${name}: the prefill kernel equals the portable fast dot, row by row and token by token`, () => {
+      const r = rng(6300 + type);
+      for (const [n, rows, ntok] of [[256, 37, 5], [2048, 3, 9], [512, 2, 1], [256, 1, 2]]) {
+        const w = native._quantize(type, new Float32Array(n * rows).map(() => 0.02 * r.normal()));
+        // Blocks of very different magnitudes, as real activations have.
+        const x = new Float32Array(n * ntok).map((_, i) => f(r.normal() * ((i >> 5) % 3 === 0 ? 8 : 0.1)));
+        const xq: Buffer = native._quantizeQ8Act(x, n);
+        const got: Float32Array = native._gemmQ8Act(type, w, xq, n, ntok, rows);
+        const stride = w.length / rows;
+        for (let i = 0; i < rows; i++) {
+          const want: Float32Array = native._dotQ8ActScalar(type, w.subarray(i * stride, (i + 1) * stride), xq, n, ntok);
+          const wr = dequantRef(type, w.subarray(i * stride, (i + 1) * stride), n);
+          for (let t = 0; t < ntok; t++) {
+            let rss = 0; // the float64 scale of the products, from the dequantised row and the exact x
+            for (let j = 0; j < n; j++) rss += (wr[j] * x[t * n + j]) ** 2;
+            expect(Math.abs(got[t * rows + i] - want[t]) / Math.sqrt(rss), `${name} n=${n} row ${i} token ${t}`).toBeLessThan(1e-5);
+          }
+        }
+      }
+    });
+  }
+  it("has a prefill kernel only for the K-quants, and says so", () => {
+    const xq = native._quantizeQ8Act(new Float32Array(64));
+    expect(() => native._gemmQ8Act(Q8_0, Buffer.alloc(68), xq, 64, 1)).toThrow(/Q8_0 has no int8-activation fast mode prefill kernel/);
+  });
   it("quantises activations as specified: scale amax/127, nearest-even rounding, float sums", () => {
     // A JS model of quantize_q8act (float32 arithmetic via Math.fround) against the addon's bytes;
     // blocks of zeros, of ties (x * id landing on .5) and of mixed magnitudes.

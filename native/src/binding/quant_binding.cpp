@@ -11,6 +11,8 @@
 //   _dotQ8Act(typeId, Buffer wRow, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode,
 //                                            registry's; nrows consecutive weight rows, output [t * nrows + r])
 //   _dotQ8ActScalar(typeId, Buffer wRow, Buffer xq, n, ntok) -> Float32Array(ntok)  (fast mode, portable)
+//   _gemmQ8Act(typeId, Buffer w, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode's
+//                                            prefill kernel; throws for types without one)
 // x holds ntok rows of n floats back to back. Every size is checked before native code reads
 // memory: a wrong length throws, it never reads past a buffer.
 #include <string>
@@ -149,7 +151,9 @@ Napi::Value QuantizeQ8Act(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, bool portable) {
+enum class Q8ActKernel { Dot, Portable, Gemm };
+
+Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
   Napi::Env env = info.Env();
   const TypeTraits& tt = computable(env, info[0]);
   const int64_t n = checked_n(env, info[3], tt);
@@ -166,9 +170,12 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, bool portable) {
     throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("%lld %s rows of %lld elements need %zu bytes, got %zu", (long long)nrows,
                                                tt.name, (long long)n, stride * (size_t)nrows, w.Length()));
   const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  quant::DotQ8ActFn dot = portable ? quant::scalar_dot_q8act(id) : tt.dot_q8act;
+  quant::DotQ8ActFn dot = which == Q8ActKernel::Portable ? quant::scalar_dot_q8act(id)
+                          : which == Q8ActKernel::Gemm   ? tt.gemm_q8act
+                                                         : tt.dot_q8act;
   if (!dot || n % 32 != 0)
-    throw_js(env, "QUANT_UNSUPPORTED_TYPE", strfmt("weight type %s has no int8-activation fast mode", tt.name));
+    throw_js(env, "QUANT_UNSUPPORTED_TYPE", strfmt("weight type %s has no int8-activation fast mode%s", tt.name,
+                                                   which == Q8ActKernel::Gemm ? " prefill kernel" : ""));
   if (!info[2].IsBuffer()) throw_js(env, "QUANT_BAD_ARGUMENT", "xq must be a Buffer from _quantizeQ8Act");
   Napi::Buffer<uint8_t> xq = info[2].As<Napi::Buffer<uint8_t>>();
   if (!info[4].IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "ntok must be a number");
@@ -182,8 +189,9 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, bool portable) {
   return out;
 }
 
-Napi::Value DotQ8Act(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, false); }
-Napi::Value DotQ8ActScalar(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, true); }
+Napi::Value DotQ8Act(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Dot); }
+Napi::Value DotQ8ActScalar(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Portable); }
+Napi::Value GemmQ8Act(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Gemm); }
 
 Napi::Value Dot(const Napi::CallbackInfo& info) { return DotWith(info, false); }
 Napi::Value DotScalar(const Napi::CallbackInfo& info) { return DotWith(info, true); }
@@ -216,6 +224,7 @@ void register_quant(Napi::Env env, Napi::Object exports) {
   exports.Set("_quantizeQ8Act", Napi::Function::New(env, QuantizeQ8Act, "_quantizeQ8Act"));
   exports.Set("_dotQ8Act", Napi::Function::New(env, DotQ8Act, "_dotQ8Act"));
   exports.Set("_dotQ8ActScalar", Napi::Function::New(env, DotQ8ActScalar, "_dotQ8ActScalar"));
+  exports.Set("_gemmQ8Act", Napi::Function::New(env, GemmQ8Act, "_gemmQ8Act"));
   exports.Set("dotKernel", Napi::String::New(env, dot_kernel_name()));
 }
 

@@ -14,15 +14,15 @@ namespace {
 // Tokens per weight pass: the weight block is decoded once per tile; the tile's activations stay in L2.
 constexpr int64_t kTokenTile = 128;
 
-// The int8 kernels of the fast mode dot each weight row with one token at a time; the exact panel
-// kernels decode a weight block once for many tokens. From about 4-12 tokens on (by type) the exact
-// kernel is the faster one (fast/exact time, one core, 1024 x 1024: Q8_0 0.96 at 4 tokens, 1.20 at 6;
-// Q4_K 0.67 at 4, 0.99 at 12), so the fast mode uses int8 only up to this many tokens: decode, and
-// the experts that see few tokens of a prompt.
+// The fast mode's int8 kernels: dot_q8act dots each weight row with one token at a time (decode),
+// gemm_q8act unpacks the weights once for many tokens (prefill; K-quants). Without a gemm_q8act (Q8_0,
+// Q4_0) the exact panel kernels are the faster ones from about 4-12 tokens on (fast/exact time, one
+// core, 1024 x 1024: Q8_0 0.96 at 4 tokens, 1.20 at 6), so those types use int8 only up to this many
+// tokens: decode, and the experts that see few tokens of a prompt.
 constexpr int64_t kFastMaxTokens = 4;
 
 bool uses_int8(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
-  return precision == Precision::Fast && T <= kFastMaxTokens && tt.dot_q8act && W.n_in % 32 == 0;
+  return precision == Precision::Fast && W.n_in % 32 == 0 && (T <= kFastMaxTokens ? tt.dot_q8act : tt.gemm_q8act);
 }
 
 // The kernels prefetch ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a piece
@@ -68,7 +68,7 @@ void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const fl
       float* y = outs[i].y + r0;
       for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
         const int nt = (int)std::min(kTokenTile, T - t0);
-        if (int8) tts[i]->dot_q8act(w, W.stride, r1 - r0, xq + t0 * ldq, ldq, n_in, nt, y + t0 * ldy, ldy);
+        if (int8) (T <= kFastMaxTokens ? tts[i]->dot_q8act : tts[i]->gemm_q8act)(w, W.stride, r1 - r0, xq + t0 * ldq, ldq, n_in, nt, y + t0 * ldy, ldy);
         else tts[i]->dot_rows(w, W.stride, r1 - r0, x + t0 * ldx, ldx, n_in, nt, y + t0 * ldy, ldy);
       }
     }
