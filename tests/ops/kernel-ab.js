@@ -4,7 +4,8 @@
 //        matrices of ROWS x N cycled: set ROWS * NMAT large to read from memory, small to stay in L2)
 //   node tests/ops/kernel-ab.js exact   TYPES N ROWS NMAT a.node b.node ...  (the same, exact GEMV)
 //   node tests/ops/kernel-ab.js prefill TYPES N ROWS NTOK a.node b.node ...  (exact dot_rows, NTOK tokens)
-//   node tests/ops/kernel-ab.js gemm    TYPES N ROWS NTOK a.node b.node ...  (the fast mode's prefill kernel)
+//   node tests/ops/kernel-ab.js gemm    TYPES N ROWS NTOK a.node b.node ...  (the fast mode's prefill kernel,
+//        and interleaved with it the exact dot_rows of the same build: fast/exact within each build)
 // TYPES: comma-separated, of F32 (exact and prefill only), Q8_0, Q4_0, Q4_K, Q5_K, Q6_K.
 "use strict";
 const path = require("path");
@@ -27,19 +28,22 @@ for (const name of types.split(",")) {
   const mats = Array.from({ length: nmat }, (_, i) => all.subarray(i * one.length, (i + 1) * one.length));
   const x = new Float32Array(n * ntok).map(() => Math.random() - 0.5);
   const xq = mode === "decode" || mode === "gemm" ? mods.map((m) => m._quantizeQ8Act(x, n)) : [];
-  const times = mods.map(() => []);
+  const times = mods.map(() => []), exact = mods.map(() => []);
+  const timed = (f) => { const t0 = process.hrtime.bigint(); f(); return Number(process.hrtime.bigint() - t0) / 1e9; };
   for (let b = 0; b < 15; b++)
     mods.forEach((m, j) => {
-      const t0 = process.hrtime.bigint();
-      for (const w of mats) {
-        if (mode === "decode") m._dotQ8Act(type, w, xq[j], n, 1, rows);
-        else if (mode === "gemm") m._gemmQ8Act(type, w, xq[j], n, ntok, rows);
-        else m._dotRows(type, w, x, n, ntok, rows);
-      }
-      times[j].push(Number(process.hrtime.bigint() - t0) / 1e9);
+      times[j].push(timed(() => {
+        for (const w of mats) {
+          if (mode === "decode") m._dotQ8Act(type, w, xq[j], n, 1, rows);
+          else if (mode === "gemm") m._gemmQ8Act(type, w, xq[j], n, ntok, rows);
+          else m._dotRows(type, w, x, n, ntok, rows);
+        }
+      }));
+      if (mode === "gemm") exact[j].push(timed(() => m._dotRows(type, mats[0], x, n, ntok, rows)));
     });
   const unit = tokens
     ? (s) => `${((2 * n * rows * ntok) / s / 1e9).toFixed(1)} GFLOP/s`
     : (s) => `${(all.length / s / 1e9).toFixed(2)} GB/s`;
-  console.log(`${mode} ${name} n=${n}: ` + files.map((f, j) => `${path.basename(f)} ${unit(median(times[j]))}`).join(" | "));
+  const also = (j) => (mode === "gemm" ? ` (exact ${unit(median(exact[j]))}, fast/exact ${(median(exact[j]) / median(times[j])).toFixed(2)}x)` : "");
+  console.log(`${mode} ${name} n=${n}: ` + files.map((f, j) => `${path.basename(f)} ${unit(median(times[j]))}${also(j)}`).join(" | "));
 }
