@@ -102,17 +102,10 @@ DotQ8ActFn scalar_dot_q8act(uint32_t type_id) {
 #pragma GCC target("avx2,fma,f16c")
 #endif
 
+#include "ops/quant_q8act_avx2.h"
+
 namespace moescope::quant {
 namespace {
-
-#define MQ_INLINE inline __attribute__((always_inline))
-
-MQ_INLINE float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // 32 unsigned quants (< 128) times 32 int8 activations -> 8 int32 partial sums as floats.
 MQ_INLINE __m256 udot32(__m256i u, __m256i y) {
@@ -159,7 +152,7 @@ float q4_0_row(const block_q4_0* w, const Q8ActRow& a, int64_t nb) {
 // the prefetch ahead keep more lines in flight; tests/ops/kernel-ab.js decode measures both cases).
 template <bool FIVE_BITS>
 MQ_INLINE float kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_off, const Q8ActRow& a, int64_t nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1);
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
     const uint8_t* blk = base + k * block_bytes;
@@ -178,13 +171,8 @@ MQ_INLINE float kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_of
     __m256 bacc0 = _mm256_setzero_ps(), bacc1 = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      const __m256i v = _mm256_loadu_si256((const __m256i*)(qs + 32 * j));
-      __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      if (FIVE_BITS) {
-        const __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * j))), b1 = _mm256_set1_epi8((char)(2 << (2 * j)));
-        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
-        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
-      }
+      __m256i lo, hi;
+      kquant_unsigned<FIVE_BITS>(qs, qh, j, &lo, &hi);
       const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i*)(y + 64 * j))), ones);
       const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i*)(y + 64 * j + 32))), ones);
       bacc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&scy[2 * j]), _mm256_cvtepi32_ps(p0), bacc0);
@@ -207,7 +195,6 @@ float q5_K_row(const block_q5_K* w, const Q8ActRow& a, int64_t nb) {
 // 8-15 from 16-31), then one FMA by d * d_y. The -32 of every quant is
 // 32 * d * sum_i sc_i * (d_y sum(y))_i, one vector step per block, subtracted from the same accumulator.
 float q6_K_row(const block_q6_K* w, const Q8ActRow& a, int64_t nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
     prefetch_ahead(w + k, sizeof(block_q6_K));
@@ -221,24 +208,14 @@ float q6_K_row(const block_q6_K* w, const Q8ActRow& a, int64_t nb) {
     const __m256 off = _mm256_fmadd_ps(sc_lo, _mm256_loadu_ps(s16), _mm256_mul_ps(sc_hi, _mm256_loadu_ps(s16 + 8)));
     acc1 = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(32.0f), dv), off, acc1);
     for (int h = 0; h < 2; ++h) {
-      const uint8_t* ql = w[k].ql + 64 * h;
       const int8_t* y = a.qs + QK_K * k + 128 * h;
-      const __m256i qa = _mm256_loadu_si256((const __m256i*)ql);
-      const __m256i qc = _mm256_loadu_si256((const __m256i*)(ql + 32));
-      const __m256i qh = _mm256_loadu_si256((const __m256i*)(w[k].qh + 32 * h));
       __m256i u[4];  // elements l, l+32, l+64, l+96 of the half
-      u[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-      u[1] = _mm256_or_si256(_mm256_and_si256(qc, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-      u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, m30));
-      u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qc, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-      // The half's 8 scales as 16-bit words, in both 128-bit lanes.
-      const __m256i sw = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i*)(w[k].scales + 8 * h))));
+      q6k_unsigned(w[k], h, u);
+      const __m256i sw = q6k_half_scales(w[k], h);
 #pragma GCC unroll 4
       for (int g = 0; g < 4; ++g) {
-        const __m256i pick = _mm256_set_m128i(_mm_set1_epi16((short)(((4 * g + 3) << 8) | (4 * g + 2))),
-                                              _mm_set1_epi16((short)(((4 * g + 1) << 8) | (4 * g))));
         const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u[g], _mm256_loadu_si256((const __m256i*)(y + 32 * g))),
-                                            _mm256_shuffle_epi8(sw, pick));
+                                            q6k_group_scales(sw, g));
         if (g & 1) acc1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&ydv[4 * h + g]), _mm256_cvtepi32_ps(p), acc1);
         else acc0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&ydv[4 * h + g]), _mm256_cvtepi32_ps(p), acc0);
       }

@@ -29,10 +29,11 @@
 #pragma GCC target("avx2,fma,f16c")
 #endif
 
+#include "ops/quant_q8act_avx2.h"
+
 namespace moescope::quant {
 namespace {
 
-#define MQ_INLINE inline __attribute__((always_inline))
 // The tile's loops over its rows and tokens must vanish, or its accumulator arrays live in memory.
 #define MQ_UNROLL _Pragma("GCC unroll 4")
 
@@ -48,22 +49,11 @@ struct alignas(32) PrepBlock {
 // 32-group is dmin * m_j * (d_y * sum y) = dmin * m_j * (s16[2j] + s16[2j+1]).
 template <bool FIVE_BITS>
 MQ_INLINE void prep_kquant(const uint8_t* blk, size_t qs_off, PrepBlock& p) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
   const float d = _cvtsh_ss(*(const f16_bits*)blk), dmin = _cvtsh_ss(*(const f16_bits*)(blk + 2));
   alignas(16) uint8_t sm[16];
   unpack_scales_k4(blk + 4, sm);
   const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)(blk + 16)) : _mm256_setzero_si256();
-  for (int i = 0; i < 4; ++i) {
-    const __m256i v = _mm256_loadu_si256((const __m256i*)(blk + qs_off + 32 * i));
-    __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-    if (FIVE_BITS) {
-      const __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * i))), b1 = _mm256_set1_epi8((char)(2 << (2 * i)));
-      lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
-      hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
-    }
-    p.u[2 * i] = lo;
-    p.u[2 * i + 1] = hi;
-  }
+  for (int i = 0; i < 4; ++i) kquant_unsigned<FIVE_BITS>(blk + qs_off, qh, i, &p.u[2 * i], &p.u[2 * i + 1]);
   for (int j = 0; j < 8; ++j) {
     p.sc[j] = _mm256_set1_epi16(sm[j]);
     p.off[2 * j] = p.off[2 * j + 1] = dmin * (float)sm[8 + j];
@@ -75,38 +65,18 @@ void prep_q4_K(const uint8_t* blk, PrepBlock& p) { prep_kquant<false>(blk, offse
 void prep_q5_K(const uint8_t* blk, PrepBlock& p) { prep_kquant<true>(blk, offsetof(block_q5_K, qs), p); }
 
 // Q6_K: value = d * sc_i * (u - 32), u = the 6-bit quant (0..63), one signed scale per 16; the -32
-// is the offset term, 32 * d * sc_i * (d_y * sum of the 16). Quant and scale layout as in
-// quant_avx2.cpp and q6_K_row (quant_q8act.cpp).
+// is the offset term, 32 * d * sc_i * (d_y * sum of the 16). Quants and scales unpacked as the
+// decode GEMV does (quant_q8act_avx2.h).
 void prep_q6_K(const uint8_t* blk, PrepBlock& p) {
   const block_q6_K& b = *(const block_q6_K*)blk;
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
   const float d = _cvtsh_ss(b.d);
   for (int h = 0; h < 2; ++h) {
-    const __m256i qa = _mm256_loadu_si256((const __m256i*)(b.ql + 64 * h));
-    const __m256i qc = _mm256_loadu_si256((const __m256i*)(b.ql + 64 * h + 32));
-    const __m256i qh = _mm256_loadu_si256((const __m256i*)(b.qh + 32 * h));
-    __m256i* u = p.u + 4 * h;  // elements l, l+32, l+64, l+96 of the half
-    u[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-    u[1] = _mm256_or_si256(_mm256_and_si256(qc, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-    u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, m30));
-    u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qc, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-    // Group g's maddubs words 0-7 come from its elements 0-15 (scale 2g of the half), 8-15 from 16-31.
-    const __m256i sw = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i*)(b.scales + 8 * h))));
-    for (int g = 0; g < 4; ++g) {
-      const __m256i pick = _mm256_set_m128i(_mm_set1_epi16((short)(((4 * g + 3) << 8) | (4 * g + 2))),
-                                            _mm_set1_epi16((short)(((4 * g + 1) << 8) | (4 * g))));
-      p.sc[4 * h + g] = _mm256_shuffle_epi8(sw, pick);
-    }
+    q6k_unsigned(b, h, p.u + 4 * h);
+    const __m256i sw = q6k_half_scales(b, h);
+    for (int g = 0; g < 4; ++g) p.sc[4 * h + g] = q6k_group_scales(sw, g);
   }
   for (int i = 0; i < 16; ++i) p.off[i] = 32.0f * d * (float)b.scales[i];
   p.d = d;
-}
-
-MQ_INLINE float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // R prepared rows (p[r] = the row's nb blocks) times T activation rows -> out[t*ldo + r].

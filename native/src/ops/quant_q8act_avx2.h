@@ -1,0 +1,61 @@
+// The AVX2 pieces the fast mode's kernels share: the decode GEMVs (quant_q8act.cpp) and the prefill
+// kernel (quant_q8act_gemm.cpp) unpack the same K-quant bytes into maddubs's unsigned operand.
+// Include it only inside an AVX2 target region (`#pragma GCC target("avx2,fma,f16c")`), after
+// <immintrin.h>: its functions are compiled for AVX2 where they are inlined.
+#pragma once
+#include <immintrin.h>
+
+#include "ops/quant_blocks.h"
+
+#define MQ_INLINE inline __attribute__((always_inline))
+
+namespace moescope::quant {
+
+MQ_INLINE float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Q4_K / Q5_K: bytes 32i..32i+31 of a block's qs hold sub-block 2i (low nibbles) and 2i+1 (high
+// nibbles); Q5_K's fifth bit of element l of sub-block s is bit s of qh[l] (qh: the block's 32 qh bytes).
+template <bool FIVE_BITS>
+MQ_INLINE void kquant_unsigned(const uint8_t* qs, __m256i qh, int i, __m256i* lo, __m256i* hi) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i v = _mm256_loadu_si256((const __m256i*)(qs + 32 * i));
+  *lo = _mm256_and_si256(v, m4);
+  *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+  if (FIVE_BITS) {
+    const __m256i sixteen = _mm256_set1_epi8(16);
+    const __m256i b0 = _mm256_set1_epi8((char)(1 << (2 * i))), b1 = _mm256_set1_epi8((char)(2 << (2 * i)));
+    *lo = _mm256_or_si256(*lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen));
+    *hi = _mm256_or_si256(*hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen));
+  }
+}
+
+// Q6_K, half h (elements 128h..128h+127) of a block: u[g] = the unsigned quants q + 32 of elements
+// l + 32g, l = 0..31 (the layout of quant_avx2.cpp's Q6_K decoder).
+MQ_INLINE void q6k_unsigned(const block_q6_K& b, int h, __m256i u[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
+  const __m256i qa = _mm256_loadu_si256((const __m256i*)(b.ql + 64 * h));
+  const __m256i qc = _mm256_loadu_si256((const __m256i*)(b.ql + 64 * h + 32));
+  const __m256i qh = _mm256_loadu_si256((const __m256i*)(b.qh + 32 * h));
+  u[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+  u[1] = _mm256_or_si256(_mm256_and_si256(qc, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+  u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, m30));
+  u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qc, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+}
+
+// Q6_K, half h: its 8 signed scales as 16-bit words, in both 128-bit lanes; then group g's scale per
+// maddubs word: words 0-7 come from the group's elements 0-15 (scale 2g), words 8-15 from 16-31 (2g+1).
+MQ_INLINE __m256i q6k_half_scales(const block_q6_K& b, int h) {
+  return _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i*)(b.scales + 8 * h))));
+}
+MQ_INLINE __m256i q6k_group_scales(__m256i half_scales, int g) {
+  const __m256i pick = _mm256_set_m128i(_mm_set1_epi16((short)(((4 * g + 3) << 8) | (4 * g + 2))),
+                                        _mm_set1_epi16((short)(((4 * g + 1) << 8) | (4 * g))));
+  return _mm256_shuffle_epi8(half_scales, pick);
+}
+
+}  // namespace moescope::quant
