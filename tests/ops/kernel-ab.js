@@ -5,7 +5,8 @@
 //   node tests/ops/kernel-ab.js exact   TYPES N ROWS NMAT a.node b.node ...  (the same, exact GEMV)
 //   node tests/ops/kernel-ab.js prefill TYPES N ROWS NTOK a.node b.node ...  (exact dot_rows, NTOK tokens)
 //   node tests/ops/kernel-ab.js gemm    TYPES N ROWS NTOK a.node b.node ...  (the fast mode's prefill kernel,
-//        and interleaved with it the exact dot_rows of the same build: fast/exact within each build)
+//        and interleaved with it, from the same build, the exact dot_rows and the int8 dot that decode
+//        uses: gemm against each within each build)
 // TYPES: comma-separated, of F32 (exact and prefill only), Q8_0, Q4_0, Q4_K, Q5_K, Q6_K.
 "use strict";
 const path = require("path");
@@ -28,7 +29,7 @@ for (const name of types.split(",")) {
   const mats = Array.from({ length: nmat }, (_, i) => all.subarray(i * one.length, (i + 1) * one.length));
   const x = new Float32Array(n * ntok).map(() => Math.random() - 0.5);
   const xq = mode === "decode" || mode === "gemm" ? mods.map((m) => m._quantizeQ8Act(x, n)) : [];
-  const times = mods.map(() => []), exact = mods.map(() => []);
+  const times = mods.map(() => []), exact = mods.map(() => []), dot = mods.map(() => []);
   const timed = (f) => { const t0 = process.hrtime.bigint(); f(); return Number(process.hrtime.bigint() - t0) / 1e9; };
   for (let b = 0; b < 15; b++)
     mods.forEach((m, j) => {
@@ -39,11 +40,15 @@ for (const name of types.split(",")) {
           else m._dotRows(type, w, x, n, ntok, rows);
         }
       }));
-      if (mode === "gemm") exact[j].push(timed(() => m._dotRows(type, mats[0], x, n, ntok, rows)));
+      if (mode === "gemm") {
+        exact[j].push(timed(() => m._dotRows(type, mats[0], x, n, ntok, rows)));
+        dot[j].push(timed(() => m._dotQ8Act(type, mats[0], xq[j], n, ntok, rows)));
+      }
     });
   const unit = tokens
     ? (s) => `${((2 * n * rows * ntok) / s / 1e9).toFixed(1)} GFLOP/s`
     : (s) => `${(all.length / s / 1e9).toFixed(2)} GB/s`;
-  const also = (j) => (mode === "gemm" ? ` (exact ${unit(median(exact[j]))}, fast/exact ${(median(exact[j]) / median(times[j])).toFixed(2)}x)` : "");
+  const ratio = (a, j) => (median(a[j]) / median(times[j])).toFixed(2);
+  const also = (j) => (mode === "gemm" ? ` (exact ${unit(median(exact[j]))}: ${ratio(exact, j)}x; int8 dot ${unit(median(dot[j]))}: ${ratio(dot, j)}x)` : "");
   console.log(`${mode} ${name} n=${n}: ` + files.map((f, j) => `${path.basename(f)} ${unit(median(times[j]))}${also(j)}`).join(" | "));
 }

@@ -15,14 +15,22 @@ namespace {
 constexpr int64_t kTokenTile = 128;
 
 // The fast mode's int8 kernels: dot_q8act dots each weight row with one token at a time (decode),
-// gemm_q8act unpacks the weights once for many tokens (prefill; K-quants). Without a gemm_q8act (Q8_0,
-// Q4_0) the exact panel kernels are the faster ones from about 4-12 tokens on (fast/exact time, one
-// core, 1024 x 1024: Q8_0 0.96 at 4 tokens, 1.20 at 6), so those types use int8 only up to this many
-// tokens: decode, and the experts that see few tokens of a prompt.
-constexpr int64_t kFastMaxTokens = 4;
+// gemm_q8act (K-quants) unpacks each weight block once for all the tokens. On one core the gemm
+// overtakes the dot at about 4 tokens (dot time / gemm time, `node tests/ops/kernel-ab.js gemm
+// Q4_K,Q6_K 1024 4096 NTOK build/Release/moescope.node`: 0.47-0.58 at 1 token, 0.86-1.11 at 3,
+// 0.94-1.25 at 4, 1.2-1.6 at 8), but in the whole model 4-token products were better off with the
+// dot (scout-mid Q4_K_M fast, 64-token prefill, in-process A/B both orders: 3-5 % slower with the
+// gemm from 4). Types without a gemm_q8act (Q8_0, Q4_0) use int8 only up to 4 tokens: beyond, their
+// exact panel kernels are the faster ones (fast/exact time, one core, 1024 x 1024: Q8_0 0.96 at 4
+// tokens, 1.20 at 6).
+constexpr int64_t kDotMaxTokens = 4;
 
-bool uses_int8(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
-  return precision == Precision::Fast && W.n_in % 32 == 0 && (T <= kFastMaxTokens ? tt.dot_q8act : tt.gemm_q8act);
+// The int8 kernel for a product of T activation rows, or nullptr for the exact kernels.
+using Int8Kernel = decltype(TypeTraits::dot_q8act);
+Int8Kernel int8_kernel(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
+  if (precision != Precision::Fast || W.n_in % 32 != 0) return nullptr;
+  if (T <= kDotMaxTokens) return tt.dot_q8act;
+  return tt.gemm_q8act;
 }
 
 // The kernels prefetch ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a piece
@@ -38,13 +46,18 @@ inline void prefetch_start(const uint8_t* w, size_t bytes) {
 // as one range [0, sum of n_out), so that one parallel_for (one wake-up, one wait) serves them all. A
 // piece of the range that straddles two matrices is cut in two; each output row is computed by the
 // same kernel whatever piece it falls in, so the results do not depend on the grouping, bit for bit.
-void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const float* x, int64_t ldx, int64_t T, bool int8) {
+// The matrices take either all int8 kernels or all exact ones (op_matmul_group sees to it).
+void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const float* x, int64_t ldx, int64_t T,
+                      Precision precision) {
   const TypeTraits* tts[kMaxMatOuts];
+  Int8Kernel kernels[kMaxMatOuts];
   int64_t start[kMaxMatOuts + 1] = {0};
   for (int i = 0; i < n_outs; i++) {
     tts[i] = type_traits(outs[i].W->type);
+    kernels[i] = int8_kernel(*outs[i].W, *tts[i], T, precision);
     start[i + 1] = start[i] + outs[i].W->n_out;
   }
+  const bool int8 = kernels[0] != nullptr;
   const int64_t n_in = outs[0].W->n_in;
   const size_t ldq = q8act_row_bytes(n_in);
   uint8_t* xq = nullptr;
@@ -68,7 +81,7 @@ void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const fl
       float* y = outs[i].y + r0;
       for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
         const int nt = (int)std::min(kTokenTile, T - t0);
-        if (int8) (T <= kFastMaxTokens ? tts[i]->dot_q8act : tts[i]->gemm_q8act)(w, W.stride, r1 - r0, xq + t0 * ldq, ldq, n_in, nt, y + t0 * ldy, ldy);
+        if (int8) kernels[i](w, W.stride, r1 - r0, xq + t0 * ldq, ldq, n_in, nt, y + t0 * ldy, ldy);
         else tts[i]->dot_rows(w, W.stride, r1 - r0, x + t0 * ldx, ldx, n_in, nt, y + t0 * ldy, ldy);
       }
     }
@@ -111,13 +124,14 @@ void op_matmul_group(ThreadPool& pool, std::initializer_list<MatOut> outs, const
   if (T <= 0) return;
   MOESCOPE_CHECK(outs.size() >= 1 && outs.size() <= (size_t)kMaxMatOuts, "INTERNAL", "op_matmul_group takes 1 to %d matrices", kMaxMatOuts);
   const Mat& first = *outs.begin()->W;
-  const bool int8 = uses_int8(first, computable(first), T, precision);
+  const bool int8 = int8_kernel(first, computable(first), T, precision) != nullptr;
   // One range when every matrix is out-major, reads the same input width and takes the same kernel
   // family (int8 or exact); otherwise each matrix goes on its own.
   bool together = true;
   for (const MatOut& o : outs)
-    together = together && !o.W->in_major && o.W->n_in == first.n_in && uses_int8(*o.W, computable(*o.W), T, precision) == int8;
-  if (together) return matmul_out_major(pool, outs.begin(), (int)outs.size(), x, ldx, T, int8);
+    together = together && !o.W->in_major && o.W->n_in == first.n_in &&
+               (int8_kernel(*o.W, computable(*o.W), T, precision) != nullptr) == int8;
+  if (together) return matmul_out_major(pool, outs.begin(), (int)outs.size(), x, ldx, T, precision);
   for (const MatOut& o : outs) op_matmul(pool, *o.W, x, ldx, T, o.y, o.ldy, precision);
 }
 
@@ -126,7 +140,7 @@ void op_matmul(ThreadPool& pool, const Mat& W, const float* x, int64_t ldx, int6
   const TypeTraits& tt = computable(W);
   if (W.in_major) return matmul_in_major(pool, W, tt, x, ldx, T, y, ldy);
   const MatOut out{&W, y, ldy};
-  matmul_out_major(pool, &out, 1, x, ldx, T, uses_int8(W, tt, T, precision));
+  matmul_out_major(pool, &out, 1, x, ldx, T, precision);
 }
 
 }  // namespace moescope
