@@ -8,11 +8,12 @@
 // Keeping a 256-block in int32 instead (shifting by power-of-two activation scales, one conversion
 // per block) was measured too: 5 % faster on the kernel for coarser activations, not worth it.
 //
-// Layout of the work: a thread's rows go 2 at a time; their blocks are unpacked once into PrepBlocks
-// (unsigned quants, scale words, offset factors: 608 bytes per 256 weights, 2 rows of 2048 = 10 KB in
-// L1), then every token of the pass is dotted with them, 2 tokens at a time. Two 256-bit loads per
-// cycle are the inner loop's limit on Zen 3 (llvm-mca -mcpu=znver3), so each operand is loaded into a
-// register once per 32-group and used 2 times: 8 loads for 4 groups.
+// Layout of the work: a thread's rows are unpacked a chunk at a time into PrepBlocks (unsigned quants,
+// scale words, offset factors: 608 bytes per 256 weights; a chunk is as many rows as fit 20 KB, 8 rows
+// of 1024 or 4 of 2048), then every token of the pass is dotted with the chunk in tiles of 2 rows x 2
+// tokens, so each token's activations come from L2 once per chunk. Two 256-bit loads per cycle are
+// the inner loop's limit on Zen 3 (llvm-mca -mcpu=znver3), so each operand is loaded into a register
+// once per 32-group and used twice: 8 loads for 4 groups.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
