@@ -102,7 +102,7 @@ DotQ8ActFn scalar_dot_q8act(uint32_t type_id) {
 #pragma GCC target("avx2,fma,f16c")
 #endif
 
-#include "ops/quant_q8act_avx2.h"
+#include "ops/quant_avx2_unpack.h"
 
 namespace moescope::quant {
 namespace {

@@ -30,7 +30,7 @@
 #pragma GCC target("avx2,fma,f16c")
 #endif
 
-#include "ops/quant_q8act_avx2.h"
+#include "ops/quant_avx2_unpack.h"
 
 namespace moescope::quant {
 namespace {
@@ -67,7 +67,7 @@ void prep_q5_K(const uint8_t* blk, PrepBlock& p) { prep_kquant<true>(blk, offset
 
 // Q6_K: value = d * sc_i * (u - 32), u = the 6-bit quant (0..63), one signed scale per 16; the -32
 // is the offset term, 32 * d * sc_i * (d_y * sum of the 16). Quants and scales unpacked as the
-// decode GEMV does (quant_q8act_avx2.h).
+// decode GEMV does (quant_avx2_unpack.h).
 void prep_q6_K(const uint8_t* blk, PrepBlock& p) {
   const block_q6_K& b = *(const block_q6_K*)blk;
   const float d = _cvtsh_ss(b.d);

@@ -1,6 +1,6 @@
-// The AVX2 pieces the fast mode's kernels share: the decode GEMVs (quant_q8act.cpp) and the prefill
-// kernel (quant_q8act_gemm.cpp) unpack the same K-quant bytes into maddubs's unsigned operand.
-// Include it only inside an AVX2 target region (`#pragma GCC target("avx2,fma,f16c")`), after
+// The AVX2 pieces several weight-type kernels share: unpacking K-quant bytes into whole quants (the
+// exact kernels of quant_avx2.cpp, the fast mode's decode GEMVs in quant_q8act.cpp and its prefill
+// kernel in quant_q8act_gemm.cpp), and the horizontal sum. Include it only inside an AVX2 target region (`#pragma GCC target("avx2,fma,f16c")`), after
 // <immintrin.h>: its functions are compiled for AVX2 where they are inlined.
 #pragma once
 #include <immintrin.h>
@@ -35,7 +35,8 @@ MQ_INLINE void kquant_unsigned(const uint8_t* qs, __m256i qh, int i, __m256i* lo
 }
 
 // Q6_K, half h (elements 128h..128h+127) of a block: u[g] = the unsigned quants q + 32 of elements
-// l + 32g, l = 0..31 (the layout of quant_avx2.cpp's Q6_K decoder).
+// l + 32g, l = 0..31. Two high bits per element: qh bits 0-1, 2-3, 4-5, 6-7 feed elements l, l+32,
+// l+64, l+96; each lands in bits 4-5 (the 16-bit shifts never carry a neighbour's bits past the masks).
 MQ_INLINE void q6k_unsigned(const block_q6_K& b, int h, __m256i u[4]) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
   const __m256i qa = _mm256_loadu_si256((const __m256i*)(b.ql + 64 * h));
