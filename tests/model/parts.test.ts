@@ -1,7 +1,8 @@
 /**
  * The parts of the forward pass against their definitions: RoPE against a float64 formula at
- * positions up to 10^7, SwiGLU's silu gate against float64, the temperature factor against spec Appendix B, the chunk mask at
- * 8191/8192/8193 (and with a configured chunk size), the layer plan of both fixture models.
+ * positions up to 10^7, SwiGLU's silu gate against float64, the temperature factor against spec
+ * Appendix B, the chunk mask at 8191/8192/8193 (and with a configured chunk size), the layer plan of
+ * both fixture models.
  */
 import * as fs from "fs";
 import * as os from "os";
