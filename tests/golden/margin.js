@@ -6,7 +6,7 @@
 "use strict";
 const path = require("path");
 const { Model } = require(path.resolve(__dirname, "../../dist/engine/src/index.js"));
-const { fixtureTensors } = require(path.resolve(__dirname, "../../dist/engine/src/cli.js"));
+const { fixtureTensors } = require(path.resolve(__dirname, "../../dist/engine/src/fixture-tensors.js"));
 const { readSafetensors } = require(path.resolve(__dirname, "../../dist/engine/src/safetensors.js"));
 const fs = require("fs");
 const FX = path.resolve(__dirname, "..", "fixtures");

@@ -8,11 +8,10 @@
 import * as path from "path";
 import { describe, expect, it, beforeAll } from "vitest";
 import { Model } from "../../engine/src/model";
-import { fixtureTensors } from "../../engine/src/cli";
+import { FIXTURE_HOOKS, fixtureTensors } from "../../engine/src/fixture-tensors";
 import { readSafetensors } from "../../engine/src/safetensors";
 import { expectClose, fixture, golden, maxAbs, prompt, ref64, sameInts } from "../helpers";
 
-const FIXTURE_HOOKS = ["blocks.*.hook_resid_post", "routing", "blocks.*.attn.hook_pattern", "ln_final.hook_normalized"];
 const SHORT = ["p1", "p2", "p3", "p4"];
 
 for (const modelName of ["tiny-scout", "tiny-maverick"]) {

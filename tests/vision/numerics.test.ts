@@ -9,7 +9,7 @@
  */
 import * as fs from "fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { fixtureTensors } from "../../engine/src/cli";
+import { fixtureTensors } from "../../engine/src/fixture-tensors";
 import { visionTraceInputs } from "../../engine/src/images/trace-inputs";
 import { Model } from "../../engine/src/model";
 import { expectClose, fixture, golden, prompt, sameInts } from "../helpers";
