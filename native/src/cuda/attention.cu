@@ -138,24 +138,33 @@ __global__ void probs_kernel(AttnShape a, const float* __restrict__ q, const E* 
 }
 
 // fp32 -> bf16 bits, round to nearest even; NaN stays a (quiet) NaN. The CPU's fp32_to_bf16.
-__global__ void to_bf16_kernel(const float* __restrict__ src, int64_t n, uint16_t* __restrict__ dst) {
-  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  uint32_t u = __float_as_uint(src[i]);
-  if ((u & 0x7fffffffu) > 0x7f800000u) { dst[i] = (uint16_t)((u >> 16) | 64); return; }
+__device__ __forceinline__ uint16_t to_bf16(float f) {
+  uint32_t u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 64);
   u += 0x7fffu + ((u >> 16) & 1u);
-  dst[i] = (uint16_t)(u >> 16);
+  return (uint16_t)(u >> 16);
+}
+__device__ __forceinline__ void kv_store(float* d, float f) { *d = f; }
+__device__ __forceinline__ void kv_store(uint16_t* d, float f) { *d = to_bf16(f); }
+
+// Row t of src goes to cache slot pos[t] - pos0: the slot is read on the device, so a captured decode
+// step (a CUDA graph) appends at the right place at every replay.
+template <class E>
+__global__ void kv_append_kernel(const float* __restrict__ src, int64_t T, int64_t row, E* __restrict__ dst, const int64_t* __restrict__ pos,
+                                 int64_t pos0) {
+  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= T * row) return;
+  const int64_t t = i / row;
+  kv_store(dst + (pos[t] - pos0) * row + (i - t * row), src[i]);
 }
 
 }  // namespace
 
-void kv_append(const float* src, int64_t n, void* dst, int64_t at, bool bf16, cudaStream_t s) {
-  if (n <= 0) return;
-  if (!bf16) {
-    CUDA_CHECK(cudaMemcpyAsync((float*)dst + at, src, n * sizeof(float), cudaMemcpyDeviceToDevice, s));
-    return;
-  }
-  to_bf16_kernel<<<(unsigned)((n + 255) / 256), 256, 0, s>>>(src, n, (uint16_t*)dst + at);
+void kv_append(const float* src, int64_t T, int64_t row, void* dst, const int64_t* pos, int64_t pos0, bool bf16, cudaStream_t s) {
+  if (T <= 0) return;
+  const unsigned blocks = cdiv(T * row, 256);
+  if (bf16) kv_append_kernel<<<blocks, 256, 0, s>>>(src, T, row, (uint16_t*)dst, pos, pos0);
+  else kv_append_kernel<<<blocks, 256, 0, s>>>(src, T, row, (float*)dst, pos, pos0);
   CUDA_LAUNCHED("kv_append");
 }
 

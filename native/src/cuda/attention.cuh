@@ -28,8 +28,9 @@ void attention_flash(const AttnShape& a, const float* q, const void* k, const vo
 // slots [n] device: (t * H + h) of each requested row; probs [n, ld_probs].
 void attention_probs(const AttnShape& a, const float* q, const void* k, const int64_t* pos, const int32_t* slots, int64_t n,
                      float* probs, int64_t ld_probs, cudaStream_t s);
-// Appends n floats to a cache at dst (element offset `at`): a copy, or bfloat16 rounding (nearest
-// even, NaN kept quiet) bit for bit as the CPU's fp32_to_bf16.
-void kv_append(const float* src, int64_t n, void* dst, int64_t at, bool bf16, cudaStream_t s);
+// Writes the T rows of src ([T, row] floats, positions pos [T] on the device) to the cache slots
+// pos[t] - pos0: a copy, or bfloat16 rounding (nearest even, NaN kept quiet) bit for bit as the
+// CPU's fp32_to_bf16.
+void kv_append(const float* src, int64_t T, int64_t row, void* dst, const int64_t* pos, int64_t pos0, bool bf16, cudaStream_t s);
 
 }  // namespace moescope::cuda

@@ -50,8 +50,12 @@ struct DevBuf {
   DevBuf& operator=(DevBuf&& o) noexcept { if (this != &o) { release(); p = o.p; n = o.n; o.p = nullptr; o.n = 0; } return *this; }
   ~DevBuf() { release(); }
   void release() { if (p) cudaFree(p); p = nullptr; n = 0; }
-  // Grows only (contents are not kept); buffers are reused across layers and steps.
-  void reserve(size_t count) { if (count > n) resize(count); }
+  // Grows only (contents are not kept); buffers are reused across layers and steps. True if it moved.
+  bool reserve(size_t count) {
+    if (count <= n) return false;
+    resize(count);
+    return true;
+  }
   void resize(size_t count) {
     release();
     if (count) CUDA_CHECK(cudaMalloc((void**)&p, count * sizeof(T)));

@@ -31,6 +31,9 @@ class DeviceBackend {
   virtual std::unique_ptr<DeviceRun> new_run(int64_t max_len, KvType kv_type) = 0;
   virtual std::string describe() const = 0;      // "cuda:0 NVIDIA H100 80GB HBM3 (sm_90)"
   virtual uint64_t device_bytes() const = 0;     // weights uploaded
+  // Seconds the host has spent waiting for the device, since the backend was made. Against a run's
+  // wall time it says what bounds a step: the device's work (mostly waiting) or the host launching it.
+  virtual double host_wait_seconds() const = 0;
 };
 
 bool cuda_compiled();       // this addon was built with MOESCOPE_CUDA

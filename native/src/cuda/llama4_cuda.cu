@@ -5,6 +5,7 @@
 #include "cuda/llama4_cuda.cuh"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -119,6 +120,7 @@ Llama4Cuda::Llama4Cuda(const std::shared_ptr<const Llama4Model>& m, int device) 
 Llama4Cuda::~Llama4Cuda() {
   cudaSetDevice(device_);
   if (stream_) { cudaStreamSynchronize(stream_); cudaStreamDestroy(stream_); }
+  if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
   for (auto& p : pinned_) cudaFreeHost(p.p);
 }
 
@@ -168,6 +170,10 @@ DMat Llama4Cuda::upload(const Mat& m, int64_t n_experts, size_t expert_stride) {
 std::unique_ptr<DeviceRun> Llama4Cuda::new_run(int64_t max_len, KvType kv_type) {
   CUDA_CHECK(cudaSetDevice(device_));
   auto r = std::make_unique<CudaRun>(shared_from_this());
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    r->st.id = next_run_id_++;
+  }
   r->st.kv_type = kv_type;
   r->st.kv.resize(c_.n_layer);
   const int64_t row = c_.n_head_kv * c_.head_dim;
@@ -263,12 +269,18 @@ void Llama4Cuda::d2h_now(void* dst, const void* src, size_t bytes, RunContext& r
   if (!bytes) return;
   void* st = stage(bytes);
   CUDA_CHECK(cudaMemcpyAsync(st, src, bytes, cudaMemcpyDeviceToHost, stream_));
-  wait(stream_, rc.cancel);
+  sync(rc);
   memcpy(dst, st, bytes);
 }
 
+void Llama4Cuda::sync(RunContext& rc) {
+  const auto t0 = std::chrono::steady_clock::now();
+  wait(stream_, rc.cancel);
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 void Llama4Cuda::flush(RunContext& rc) {
-  wait(stream_, rc.cancel);  // every staged copy has run: staging can be reused
+  sync(rc);  // every staged copy has run: staging can be reused
   CaptureStore* cs = rc.capture;
   for (auto& d : deferred_) {
     switch (d->kind) {
@@ -396,29 +408,16 @@ void Llama4Cuda::attention(int il, CudaRunState& st, int64_t T, const std::vecto
       rms_norm(k_.p, nullptr, k_.p, T * Hkv, Dh, c_.rms_eps, stream_);
     }
   } else if (plan.temperature_tuning) {
-    std::vector<float> tf(T);
-    for (int64_t t = 0; t < T; t++) tf[t] = (float)attn_temperature(c_, pos[t]);
-    temp_.reserve(T);
-    h2d(temp_.p, tf.data(), T * sizeof(float));
-    scale_rows(q_.p, T, H * Dh, temp_.p, stream_);
+    scale_rows(q_.p, T, H * Dh, temp_.p, stream_);  // the step's factors, uploaded by forward_segment
   }
   hook(rc, HookPoint::RotQ, il, q_.p, T, H * Dh, pos);
   hook(rc, HookPoint::RotK, il, k_.p, T, Hkv * Dh, pos);
 
-  // Append to the cache. A chunked layer starts over at each chunk boundary (segments never cross one).
-  CudaKvLayer& kv = st.kv[il];
-  if (plan.chunked_attn) {
-    const int64_t chunk_start = pos[0] / c_.attn_chunk * c_.attn_chunk;
-    if (kv.pos0 != chunk_start) { kv.pos0 = chunk_start; kv.n = 0; }
-  }
-  const int64_t slot0 = pos[0] - kv.pos0;
-  MOESCOPE_CHECK(slot0 == kv.n && slot0 + T <= kv.slots, "INTERNAL", "layer %d: device KV cache holds %lld of %lld slots but the next position is %lld", il,
-                 (long long)kv.n, (long long)kv.slots, (long long)pos[0]);
-  const int64_t row = Hkv * Dh;
+  // Append to the cache (kv_advance has moved its window to this step's chunk).
+  const CudaKvLayer& kv = st.kv[il];
   const bool bf16 = st.kv_type == KvType::BF16;
-  kv_append(k_.p, T * row, kv.k.p, slot0 * row, bf16, stream_);
-  kv_append(v_.p, T * row, kv.v.p, slot0 * row, bf16, stream_);
-  kv.n = slot0 + T;
+  kv_append(k_.p, T, Hkv * Dh, kv.k.p, pos_d_.p, kv.pos0, bf16, stream_);
+  kv_append(v_.p, T, Hkv * Dh, kv.v.p, pos_d_.p, kv.pos0, bf16, stream_);
 
   AttnShape as{T, H, Hkv, Dh, plan.chunked_attn ? c_.attn_chunk : 0, kv.pos0, bf16};
   attention_flash(as, q_.p, kv.k.p, kv.v.p, pos_d_.p, st.head_mask[il], z_.p, stream_);
@@ -450,8 +449,8 @@ void Llama4Cuda::attention(int il, CudaRunState& st, int64_t T, const std::vecto
           df->pos.push_back(pos[t]); df->heads.push_back(h); df->lo.push_back(lo); df->n.push_back(pos[t] - lo + 1);
         }
       const int64_t n = (int64_t)slots.size();
-      pslots_.reserve(n);
-      probs_.reserve((size_t)n * ld);
+      grow(pslots_, n);
+      grow(probs_, (size_t)n * ld);
       h2d(pslots_.p, slots.data(), n * sizeof(int32_t));
       attention_probs(as, q_.p, kv.k.p, pos_d_.p, pslots_.p, n, probs_.p, ld, stream_);
       void* host = stage((size_t)n * ld * sizeof(float));
@@ -567,11 +566,11 @@ std::vector<float> Llama4Cuda::forward_segment(CudaRunState& st, Session& s, con
     MOESCOPE_CHECK(tokens[t] >= 0 && tokens[t] < c_.n_vocab, "BAD_TOKEN", "token id %d at position %lld is outside the vocabulary (0..%lld)",
                    tokens[t], (long long)pos[t], (long long)c_.n_vocab - 1);
 
-  x_.reserve(T * D); a_.reserve(T * D); f_.reserve(T * D); routed_.reserve(T * D);
-  q_.reserve(T * H * Dh); z_.reserve(T * H * Dh); k_.reserve(T * Hkv * Dh); v_.reserve(T * Hkv * Dh);
-  rlogits_.reserve(std::max<int64_t>(T * E, 1)); gates_.reserve(S); experts_.reserve(S); slot_expert_.reserve(S); perm_.reserve(S);
-  xin_.reserve(S * D); yslot_.reserve(S * D); ysorted_.reserve(S * D); hg_.reserve(S * F); hu_.reserve(S * F);
-  sg_.reserve(T * F); su_.reserve(T * F); tokens_d_.reserve(T); pos_d_.reserve(T);
+  grow(x_, T * D); grow(a_, T * D); grow(f_, T * D); grow(routed_, T * D);
+  grow(q_, T * H * Dh); grow(z_, T * H * Dh); grow(k_, T * Hkv * Dh); grow(v_, T * Hkv * Dh);
+  grow(rlogits_, std::max<int64_t>(T * E, 1)); grow(gates_, S); grow(experts_, S); grow(slot_expert_, S); grow(perm_, S);
+  grow(xin_, S * D); grow(yslot_, S * D); grow(ysorted_, S * D); grow(hg_, S * F); grow(hu_, S * F);
+  grow(sg_, T * F); grow(su_, T * F); grow(tokens_d_, T); grow(pos_d_, T); grow(temp_, T);
   // Which MoE layers use the routing recorder this step (see moe()).
   rec_on_.assign(c_.n_layer, false);
   bool any_rec = false;
@@ -587,10 +586,97 @@ std::vector<float> Llama4Cuda::forward_segment(CudaRunState& st, Session& s, con
       any_rec |= rec_on_[il];
     }
   }
-  if (any_rec) rec_.reserve((size_t)c_.n_layer * T * (E + 2 * K));
+  if (any_rec) grow(rec_, (size_t)c_.n_layer * T * (E + 2 * K));
+  // Final norm and head for the rows asked for (and the rows the capture plan wants).
+  int64_t r0 = T - std::min(T, std::max<int64_t>(0, rc.logits_last));
+  if (rc.capture && (rc.capture->plan().any(HookPoint::LnFinal) || rc.capture->plan().any(HookPoint::Logits)))
+    for (int64_t t = 0; t < r0; t++)
+      if (rc.capture->plan().in_range(pos[t])) { r0 = t; break; }
+  const int64_t R = T - r0;
+  if (R > 0) { grow(h_, R * D); grow(logits_, R * c_.n_vocab); }
 
+  kv_advance(st, pos[0], T);
   h2d(tokens_d_.p, tokens, T * sizeof(int32_t));
   h2d(pos_d_.p, pos.data(), T * sizeof(int64_t));
+  if (std::any_of(c_.layers.begin(), c_.layers.end(), [](const LayerPlan& l) { return l.temperature_tuning; })) {
+    // spec §2.4 item 4: one factor per position, the same for every NoPE layer
+    std::vector<float> tf(T);
+    for (int64_t t = 0; t < T; t++) tf[t] = (float)attn_temperature(c_, pos[t]);
+    h2d(temp_.p, tf.data(), T * sizeof(float));
+  }
+
+  if (graphable(rc, T)) {
+    // Everything a replay reads at fixed addresses or bakes in as launch parameters.
+    std::vector<int64_t> key = {(int64_t)st.id, (int64_t)epoch_, T, r0, (int64_t)st.kv_type};
+    for (const CudaKvLayer& kv : st.kv) key.push_back(kv.pos0);
+    for (bool on : rec_on_) key.push_back(on);
+    if (!graph_exec_ || key != graph_key_) {
+      if (graph_exec_) { CUDA_CHECK(cudaGraphExecDestroy(graph_exec_)); graph_exec_ = nullptr; }
+      CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      cudaGraph_t g = nullptr;
+      try {
+        launch_step(st, T, pos, rc, r0);
+      } catch (...) {
+        if (cudaStreamEndCapture(stream_, &g) == cudaSuccess && g) cudaGraphDestroy(g);
+        (void)cudaGetLastError();
+        throw;
+      }
+      CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
+      const cudaError_t e = cudaGraphInstantiate(&graph_exec_, g, 0);
+      cudaGraphDestroy(g);
+      if (e != cudaSuccess) { graph_exec_ = nullptr; CUDA_CHECK(e); }
+      graph_key_ = std::move(key);
+    }
+    CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
+  } else {
+    launch_step(st, T, pos, rc, r0);
+  }
+
+  if (any_rec) flush_record(rc, T, pos.data());
+  std::vector<float> logits;
+  const int64_t keep = std::min(R, std::max<int64_t>(0, rc.logits_last));
+  logits.resize(keep * c_.n_vocab);
+  if (keep > 0) d2h_now(logits.data(), logits_.p + (R - keep) * c_.n_vocab, logits.size() * sizeof(float), rc);
+  flush(rc);
+  s.n_past += T;
+  s.tokens.insert(s.tokens.end(), tokens, tokens + T);
+  return logits;
+}
+
+// A graph may hold only device work: no hook that copies rows out (other than the routing record,
+// read after the graph), no patch or steering (host round trips), no image rows spliced in.
+bool Llama4Cuda::graphable(const RunContext& rc, int64_t T) const {
+  if (T != 1 || rc.embed_override) return false;
+  if (rc.interventions && (!rc.interventions->patches.empty() || !rc.interventions->steers.empty())) return false;
+  if (rc.capture)
+    for (int p = 0; p < (int)HookPoint::COUNT; p++) {
+      const HookPoint h = (HookPoint)p;
+      if (h == HookPoint::RouterLogits || h == HookPoint::ExpertIndices || h == HookPoint::ExpertWeights) continue;  // the record
+      if (rc.capture->plan().any(h)) return false;
+    }
+  return true;
+}
+
+// A chunked layer starts over at each chunk boundary (segments never cross one); every layer's cache
+// then holds the step's rows at slots pos - pos0.
+void Llama4Cuda::kv_advance(CudaRunState& st, int64_t p0, int64_t T) {
+  for (int64_t il = 0; il < c_.n_layer; il++) {
+    CudaKvLayer& kv = st.kv[il];
+    if (c_.layers[il].chunked_attn) {
+      const int64_t chunk_start = p0 / c_.attn_chunk * c_.attn_chunk;
+      if (kv.pos0 != chunk_start) { kv.pos0 = chunk_start; kv.n = 0; }
+    }
+    const int64_t slot0 = p0 - kv.pos0;
+    MOESCOPE_CHECK(slot0 == kv.n && slot0 + T <= kv.slots, "INTERNAL", "layer %lld: device KV cache holds %lld of %lld slots but the next position is %lld",
+                   (long long)il, (long long)kv.n, (long long)kv.slots, (long long)p0);
+    kv.n = slot0 + T;
+  }
+}
+
+// The step's device work, in the order of Llama4Model::forward: embedding, the layers, the final norm
+// and head for rows r0.. . Inputs (tokens, positions, temperatures) are already on the device.
+void Llama4Cuda::launch_step(CudaRunState& st, int64_t T, const std::vector<int64_t>& pos, RunContext& rc, int64_t r0) {
+  const int64_t D = c_.n_embd, R = T - r0;
   embed_rows(token_embd_, token_embd_type_, token_embd_row_, tokens_d_.p, T, D, x_.p, stream_);  // h = embed_tokens[ids]
   if (rc.embed_override)
     for (int64_t t = 0; t < T; t++)
@@ -616,31 +702,12 @@ std::vector<float> Llama4Cuda::forward_segment(CudaRunState& st, Session& s, con
     check_cancel(rc);
   }
 
-  if (any_rec) flush_record(rc, T, pos.data());
-
-  // Final norm and head for the rows asked for (and the rows the capture plan wants).
-  int64_t r0 = T - std::min(T, std::max<int64_t>(0, rc.logits_last));
-  if (rc.capture && (rc.capture->plan().any(HookPoint::LnFinal) || rc.capture->plan().any(HookPoint::Logits)))
-    for (int64_t t = 0; t < r0; t++)
-      if (rc.capture->plan().in_range(pos[t])) { r0 = t; break; }
-  const int64_t R = T - r0;
-  std::vector<float> logits;
   if (R > 0) {
-    h_.reserve(R * D);
-    logits_.reserve(R * c_.n_vocab);
     rms_norm(x_.p + r0 * D, output_norm_.p, h_.p, R, D, c_.rms_eps, stream_);
     hook(rc, HookPoint::LnFinal, 0, h_.p, R, D, pos.data() + r0);
     matmul(output_, h_.p, D, R, logits_.p, c_.n_vocab, stream_);  // logits = h lm_head^T
     hook(rc, HookPoint::Logits, 0, logits_.p, R, c_.n_vocab, pos.data() + r0);
-    const int64_t keep = std::min(R, std::max<int64_t>(0, rc.logits_last));
-    logits.resize(keep * c_.n_vocab);
-    if (keep > 0) d2h_now(logits.data(), logits_.p + (R - keep) * c_.n_vocab, logits.size() * sizeof(float), rc);
   }
-  wait(stream_, rc.cancel);
-  flush(rc);
-  s.n_past += T;
-  s.tokens.insert(s.tokens.end(), tokens, tokens + T);
-  return logits;
 }
 
 std::vector<float> Llama4Cuda::forward(CudaRunState& st, Session& s, const int32_t* tokens, int64_t T, RunContext& rc) {

@@ -16,6 +16,9 @@
 //     arrays that the hooks read; expert interventions are applied by that kernel. Decode runs each
 //     token's experts with matmul_id (expert ids read on the device, no host round trip); prefill
 //     reads the routing back once per MoE layer and runs each chosen expert once on its tokens.
+//   Decode: a step of one token whose hooks all stay on the device (no capture but the routing
+//     record, no patch or steering) is captured once as a CUDA graph and replayed: one launch per
+//     token instead of ~30 per layer, whose host cost set the decode speed (device-check, H100).
 //   Cancellation: the run's flag is checked between layers and while waiting for the device.
 // Thread safety: one forward at a time per backend (a mutex); runs on one model queue up.
 #pragma once
@@ -39,6 +42,7 @@ struct CudaKvLayer {
 
 // One run's device state: its KV cache and its intervention tables (built at the first forward).
 struct CudaRunState {
+  uint64_t id = 0;  // unique per backend: which run a captured decode graph belongs to
   KvType kv_type = KvType::F32;
   std::vector<CudaKvLayer> kv;
   bool iv_built = false;
@@ -56,6 +60,7 @@ class Llama4Cuda : public DeviceBackend, public std::enable_shared_from_this<Lla
   std::unique_ptr<DeviceRun> new_run(int64_t max_len, KvType kv_type) override;
   std::string describe() const override { return describe_; }
   uint64_t device_bytes() const override { return weight_bytes_; }
+  double host_wait_seconds() const override { return wait_seconds_; }
 
   std::vector<float> forward(CudaRunState& st, Session& s, const int32_t* tokens, int64_t T, RunContext& rc);
 
@@ -72,6 +77,10 @@ class Llama4Cuda : public DeviceBackend, public std::enable_shared_from_this<Lla
   void build_interventions(CudaRunState& st, const Interventions* iv);
 
   std::vector<float> forward_segment(CudaRunState& st, Session& s, const int32_t* tokens, int64_t T, RunContext& rc);
+  void kv_advance(CudaRunState& st, int64_t p0, int64_t T);  // the caches' bookkeeping for positions p0 .. p0+T-1
+  void launch_step(CudaRunState& st, int64_t T, const std::vector<int64_t>& pos, RunContext& rc, int64_t r0);
+  bool graphable(const RunContext& rc, int64_t T) const;
+  template <class U> void grow(DevBuf<U>& b, size_t n) { if (b.reserve(n)) epoch_++; }
   void attention(int il, CudaRunState& st, int64_t T, const std::vector<int64_t>& pos, RunContext& rc);
   void moe(int il, CudaRunState& st, int64_t T, const std::vector<int64_t>& pos, RunContext& rc);
   void dense_ffn(int il, int64_t T);
@@ -83,11 +92,13 @@ class Llama4Cuda : public DeviceBackend, public std::enable_shared_from_this<Lla
   void h2d(void* dst, const void* src, size_t bytes);
   void d2h_now(void* dst, const void* src, size_t bytes, RunContext& rc);
   void flush(RunContext& rc);  // waits for the queued copies and hands them to the CaptureStore
+  void sync(RunContext& rc);   // waits for the stream (cancel honoured), counting the time in wait_seconds_
 
   const Llama4Config c_;
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   std::string describe_;
+  double wait_seconds_ = 0;
   uint64_t weight_bytes_ = 0;
   std::mutex mu_;
 
@@ -101,6 +112,13 @@ class Llama4Cuda : public DeviceBackend, public std::enable_shared_from_this<Lla
   const uint8_t* token_embd_ = nullptr;
   uint32_t token_embd_type_ = 0;
   size_t token_embd_row_ = 0;
+
+  // Decode steps as one CUDA graph: captured at a run's first step, replayed while nothing it bakes
+  // in changes (graph_key_: the run, the scratch buffers' addresses, the chunk, the rows read back).
+  cudaGraphExec_t graph_exec_ = nullptr;
+  std::vector<int64_t> graph_key_;
+  uint64_t epoch_ = 0;        // bumped whenever a scratch buffer moves
+  uint64_t next_run_id_ = 1;
 
   // Scratch, grown on demand and reused by every layer and step.
   DevBuf<float> x_, a_, f_, q_, k_, v_, z_, rlogits_, gates_, xin_, hg_, hu_, yslot_, ysorted_, routed_, sg_, su_, h_, logits_, temp_, probs_;
