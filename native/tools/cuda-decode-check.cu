@@ -45,6 +45,32 @@ static bool check(const char* name, uint32_t type) {
   return true;
 }
 
+// The decode GEMV's chunk decoders: the 8 chunks of every block, summed, against the dot of the CPU's
+// dequantised weights with x in double, on rows of 16 blocks with x of mixed magnitudes.
+template <class C>
+static bool check_chunks(const char* name, uint32_t type) {
+  const TypeTraits* tt = type_traits(type);
+  const int64_t n = 16 * C::kBlock;
+  std::mt19937 rng(99 + type);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> w(n), wf(n), x(n);
+  double worst = 0;
+  for (int trial = 0; trial < 20; trial++) {
+    for (int64_t i = 0; i < n; i++) { w[i] = nd(rng) * (1.f + (i % 61) * 0.1f); x[i] = nd(rng) * (trial % 3 ? 1.f : 100.f); }
+    std::vector<uint8_t> q(row_bytes(*tt, n));
+    tt->from_float(w.data(), q.data(), n);
+    tt->to_float(q.data(), wf.data(), n);
+    double ref = 0, mag = 0, got = 0;
+    for (int64_t i = 0; i < n; i++) { ref += (double)wf[i] * x[i]; mag += std::fabs((double)wf[i] * x[i]); }
+    for (int64_t b = 0; b < n / C::kBlock; b++)
+      for (int c = 0; c < 8; c++) got += C::dot(q.data() + b * C::kBytes, c, x.data() + b * C::kBlock);
+    worst = std::max(worst, std::fabs(got - ref) / mag);
+  }
+  const bool ok = worst < 1e-6;
+  printf("%-5s chunk dot %s (worst |error| %.1e of sum |w x|)\n", name, ok ? "ok" : "MISMATCH", worst);
+  return ok;
+}
+
 // The CPU's routing rule, verbatim from Llama4Model::moe (steps 2-3), for one token.
 static void cpu_route(const float* z, int64_t E, int64_t K, int il, int64_t pos, const Interventions* iv, int32_t* experts, float* gates,
                       uint8_t* zeroed) {
@@ -144,6 +170,8 @@ int main() {
   ok &= check<cuda::DecQ4_K>("Q4_K", 12);
   ok &= check<cuda::DecQ5_K>("Q5_K", 13);
   ok &= check<cuda::DecQ6_K>("Q6_K", 14);
+  ok &= check_chunks<cuda::ChunkQ4_K>("Q4_K", 12);
+  ok &= check_chunks<cuda::ChunkQ6_K>("Q6_K", 14);
   printf(ok ? "all decoders match\n" : "decoder mismatch\n");
   return ok ? 0 : 1;
 }

@@ -1,5 +1,7 @@
 // Fused dequantise-and-dot kernels, one instantiation per weight type (dequant.cuh decoders), and the
 // registry that picks them by ggml type id. See matmul.cuh for the contract.
+#include <type_traits>
+
 #include "cuda/common.cuh"
 #include "cuda/dequant.cuh"
 #include "cuda/matmul.cuh"
@@ -54,6 +56,31 @@ __global__ void __launch_bounds__(kWarps * 32) mmv_out(const uint8_t* __restrict
   }
 }
 
+// Decode GEMV of the K-quants (T = 1, or one expert per activation row): warp w of block b owns row
+// r = b * kWarps + w; 8 lanes share a super-block (C::dot: 16 bytes of quants and 32 elements each),
+// so a warp reads 4 blocks per step with 16-byte loads and decodes without int-to-float converts.
+template <class C>
+__global__ void __launch_bounds__(kWarps * 32) mmv_chunk(const uint8_t* __restrict__ W, size_t stride, int64_t n_in, int64_t n_out,
+                                                         const float* __restrict__ x, int64_t ldx, float* __restrict__ y, int64_t ldy,
+                                                         const int32_t* __restrict__ experts, size_t expert_stride) {
+  const int lane = threadIdx.x & 31;
+  const int64_t r = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5), t = blockIdx.y;
+  if (r >= n_out) return;
+  if (experts) {
+    const int e = experts[t];
+    if (e < 0) { if (lane == 0) y[t * ldy + r] = 0.f; return; }
+    W += (size_t)e * expert_stride;
+  }
+  const uint8_t* row = W + (size_t)r * stride;
+  const float* xt = x + t * ldx;
+  float acc = 0.f;
+  for (int64_t blk = lane >> 3; blk < n_in / C::kBlock; blk += 4)
+    acc += C::dot(row + blk * C::kBytes, lane & 7, xt + blk * C::kBlock);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[t * ldy + r] = acc;
+}
+
 // In-major (HF fused experts, F32/F16/BF16): thread column c = output, the 4 thread rows split the
 // inputs; consecutive threads read consecutive output columns of one input row (coalesced).
 constexpr int kInCols = 64, kInSplit = 4;
@@ -98,6 +125,15 @@ using Launch = void (*)(const DMat&, const int32_t*, const float*, int64_t, int6
 template <class D>
 void launch_out(const DMat& W, const int32_t* experts, const float* x, int64_t ldx, int64_t T, float* y, int64_t ldy, cudaStream_t s) {
   const dim3 block(kWarps * 32);
+  if constexpr (!std::is_void_v<typename D::Chunk>) {
+    if (T == 1 || experts) {
+      using C = typename D::Chunk;
+      mmv_chunk<C><<<dim3(cdiv(W.n_out, kWarps), (unsigned)T), block, 0, s>>>(W.data, W.stride, W.n_in, W.n_out, x, ldx, y, ldy, experts,
+                                                                               W.expert_stride);
+      CUDA_LAUNCHED("mmv_chunk");
+      return;
+    }
+  }
   if (T == 1 || experts) {
     mmv_out<D, 1><<<dim3(cdiv(W.n_out, kWarps), (unsigned)T), block, 0, s>>>(W.data, W.stride, W.n_in, W.n_out, x, ldx, T, y, ldy, experts,
                                                                               W.expert_stride);
