@@ -1,7 +1,8 @@
 // y[t, r] = sum_i W[r, i] x[t, i] on the device, for every weight type moescope computes with, with
 // dequantisation fused into the dot (weights are read once per token tile, never expanded in memory).
-// Decode (T == 1) is a warp-per-row GEMV: one pass over the weights, memory-bound. Prefill tiles
-// tokens by 8 so each decoded weight unit feeds 8 activation rows. The *_id form takes the expert of
+// Decode (T == 1) is a warp-per-row GEMV, one pass over the weights (Q4_K/Q6_K: 8 lanes per
+// super-block, see mmv_chunk). Prefill tiles tokens by 8 so each decoded weight unit feeds 8
+// activation rows. The *_id form takes the expert of
 // each activation row from a device array (MoE decode: no host round trip to learn the routing).
 #pragma once
 #include <cuda_runtime.h>
