@@ -41,6 +41,9 @@ function stripBlock(text) {
   return a < 0 ? text : text.slice(0, a) + text.slice(b + END.length + 1);
 }
 
+module.exports = { stays };
+if (require.main !== module) return;
+
 const mode = process.argv[2];
 if (mode === "--travel") {
   const leave = git("ls-files", "-z").split("\0").filter((f) => f && !stays(f));
