@@ -729,7 +729,8 @@ std::vector<float> Llama4Cuda::forward(CudaRunState& st, Session& s, const int32
       RunContext seg = rc;
       seg.logits_last = std::max<int64_t>(0, std::min(n, want - (T - done - n)));
       std::vector<float> l = forward_segment(st, s, tokens + done, n, seg);
-      out.insert(out.end(), l.begin(), l.end());
+      if (out.empty()) out = std::move(l);  // a decode step: no copy of its V logits
+      else out.insert(out.end(), l.begin(), l.end());
       done += n;
     }
   } catch (...) {

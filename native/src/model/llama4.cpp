@@ -357,7 +357,8 @@ std::vector<float> Llama4Model::forward(Session& s, const int32_t* tokens, int64
     // Rows of this segment that fall in the last `want` rows of the whole call.
     seg.logits_last = std::max<int64_t>(0, std::min(n, want - (T - done - n)));
     std::vector<float> l = forward_segment(s, tokens + done, n, seg);
-    out.insert(out.end(), l.begin(), l.end());
+    if (out.empty()) out = std::move(l);  // a decode step: no copy of its V logits
+    else out.insert(out.end(), l.begin(), l.end());
     done += n;
   }
   return out;
