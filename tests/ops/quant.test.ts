@@ -335,6 +335,18 @@ describe("quantisers", () => {
       for (const v of ones) expect(Math.abs(v - 0.5)).toBeLessThan(0.05);
     });
   }
+  // Inputs of 64K values and more are quantised by several threads in pieces of whole blocks.
+  it("a large input gives the same bytes as its 64K-value pieces quantised one by one", () => {
+    const r = rng(77);
+    const n = (1 << 18) + 3 * 256;  // pieces that do not all hold the same number of blocks
+    const x = new Float32Array(n).map(() => f(r.normal()));
+    for (const [name, type] of SUPPORTED) {
+      const whole: Buffer = native._quantize(type, x);
+      const parts: Buffer[] = [];
+      for (let i = 0; i < n; i += 1 << 16) parts.push(native._quantize(type, x.subarray(i, Math.min(n, i + (1 << 16)))));
+      expect(Buffer.compare(whole, Buffer.concat(parts)), name).toBe(0);
+    }
+  });
 });
 
 describe("opt-in fast mode: int8 activations (not exact)", () => {

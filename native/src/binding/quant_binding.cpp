@@ -6,7 +6,7 @@
 //   _dotScalar(typeId, Buffer wRow, Float32Array x, n, ntok) -> Float32Array(ntok)  (the portable dot)
 //   _dotRows(typeId, Buffer w, Float32Array x, n, ntok, nrows) -> Float32Array(ntok * nrows), [t * nrows + r]
 //                                            (nrows consecutive rows through the registry's dot_rows)
-//   _quantize(typeId, Float32Array)         -> Buffer
+//   _quantize(typeId, Float32Array)         -> Buffer (64K values and more: on every core, same bytes)
 //   _quantizeQ8Act(Float32Array x[, n])     -> Buffer (fast-mode int8 activations of the rows of n, default one row)
 //   _dotQ8Act(typeId, Buffer wRow, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode,
 //                                            registry's; nrows consecutive weight rows, output [t * nrows + r])
@@ -15,7 +15,10 @@
 //                                            prefill kernel; throws for types without one)
 // x holds ntok rows of n floats back to back. Every size is checked before native code reads
 // memory: a wrong length throws, it never reads past a buffer.
+#include <algorithm>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "binding/registry.h"
 #include "common/error.h"
@@ -208,7 +211,20 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
              strfmt("%lld values are not a multiple of the %s block size %lld", (long long)n, tt.name,
                     (long long)tt.block_size));
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, row_bytes(tt, n));
-  tt.from_float(x.Data(), out.Data(), n);
+  // Blocks quantize independently: large inputs (synth's 1M-value chunks) are cut into whole blocks,
+  // one piece per core. Same bytes as one call.
+  const int64_t blocks = n / tt.block_size, min_blocks = (1 << 16) / tt.block_size;
+  const int64_t pieces = std::max<int64_t>(1, std::min<int64_t>(std::thread::hardware_concurrency(), blocks / min_blocks));
+  const float* src = x.Data();  // raw pointers taken here: the workers must not call into N-API
+  uint8_t* dst = out.Data();
+  std::vector<std::thread> workers;
+  for (int64_t p = 1; p < pieces; p++)
+    workers.emplace_back([&tt, src, dst, blocks, pieces, p] {
+      const int64_t b0 = blocks * p / pieces, b1 = blocks * (p + 1) / pieces;
+      tt.from_float(src + b0 * tt.block_size, dst + row_bytes(tt, b0 * tt.block_size), (b1 - b0) * tt.block_size);
+    });
+  tt.from_float(src, dst, blocks / pieces * tt.block_size);
+  for (auto& w : workers) w.join();
   return out;
 }
 
