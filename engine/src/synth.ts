@@ -224,10 +224,14 @@ export function buildWriter(p: SynthPreset, choice: string, presetName: string, 
 }
 
 // ---- deterministic random numbers: xoshiro128** seeded by splitmix32(seed, tensor index) ----
+// Two standard normals per 32 random bits, from a table of 65536 normal quantiles (one table lookup
+// each): Box-Muller's log/cos cost more than all the rest of the synthesis together. The values are
+// the quantiles (i + 1/2) / 65536, so the tails stop near ±4.3 sigma. The draws themselves run in the
+// addon (_synthNormals, native/src/binding/synth_binding.cpp: the same stream, 5x faster than here);
+// tests/ops/synth.test.ts holds the stream written out in TypeScript and checks the two agree.
 class Rng {
-  private s = new Uint32Array(4);
-  private spare = 0;
-  private have = false;
+  // xoshiro128** s0..s3, the spare 16 bits of the last draw, whether one is spare.
+  readonly state = new Uint32Array(6);
   constructor(seed: number, stream: number) {
     let x = (seed ^ Math.imul(stream + 1, 0x9e3779b9)) >>> 0;
     for (let i = 0; i < 4; i++) {
@@ -235,25 +239,12 @@ class Rng {
       let z = x;
       z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      this.s[i] = (z ^ (z >>> 16)) >>> 0;
+      this.state[i] = (z ^ (z >>> 16)) >>> 0;
     }
   }
-  u32(): number {
-    const s = this.s;
-    const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
-    const t = s[1] << 9;
-    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 11);
-    return result;
-  }
-  // Two standard normals per 32 random bits, from a table of 65536 normal quantiles (one table
-  // lookup each): Box-Muller's log/cos cost more than all the rest of the synthesis together.
-  // The values are the quantiles (i + 1/2) / 65536, so the tails stop near ±4.3 sigma.
-  normal(): number {
-    if (this.have) { this.have = false; return NORMAL_QUANTILES[this.spare]; }
-    const u = this.u32();
-    this.spare = u & 0xffff;
-    this.have = true;
-    return NORMAL_QUANTILES[u >>> 16];
+  /** n values mean + std * normal, as float32. */
+  normals(addon: SynthAddon, n: number, mean: number, std: number): Float32Array {
+    return addon._synthNormals(this.state, NORMAL_QUANTILES, mean, std, n);
   }
 }
 
@@ -280,11 +271,12 @@ const NORMAL_QUANTILES = (() => {
   return t;
 })();
 
-function rotl(x: number, k: number) { return ((x << k) | (x >>> (32 - k))) >>> 0; }
+interface SynthAddon {
+  _quantize(type: number, x: Float32Array): Buffer;
+  _synthNormals(state: Uint32Array, table: Float64Array, mean: number, std: number, n: number): Float32Array;
+}
 
-interface QuantAddon { _quantize(type: number, x: Float32Array): Buffer }
-
-function loadAddon(): QuantAddon {
+function loadAddon(): SynthAddon {
   // From dist/engine/src (built) or engine/src (tests run the TypeScript directly).
   for (const rel of ["../../../build/Release/moescope.node", "../../build/Release/moescope.node"]) {
     const p = path.resolve(__dirname, rel);
@@ -296,7 +288,7 @@ function loadAddon(): QuantAddon {
 const CHUNK_ELEMS = 1 << 20;
 
 function* tensorChunks(t: TensorInfo, init: PlannedTensor["init"], p: SynthPreset, seed: number, index: number,
-                       addon: QuantAddon, progress: (n: number) => void): Generator<Uint8Array> {
+                       addon: SynthAddon, progress: (n: number) => void): Generator<Uint8Array> {
   const rng = new Rng(seed, index);
   if (init === "rope") {
     yield new Uint8Array(llama3RopeFactors(p.headDim, p.ropeTheta, p.ropeScaling!).buffer);
@@ -309,8 +301,7 @@ function* tensorChunks(t: TensorInfo, init: PlannedTensor["init"], p: SynthPrese
   const mean = init === "norm" ? 1 : 0;
   for (let r0 = 0; r0 < rows; r0 += rowsPerChunk) {
     const nrows = Math.min(rowsPerChunk, rows - r0);
-    const x = new Float32Array(nrows * rowLen);
-    for (let i = 0; i < x.length; i++) x[i] = mean + std * rng.normal();
+    const x = rng.normals(addon, nrows * rowLen, mean, std);
     const bytes = t.type === 0 ? new Uint8Array(x.buffer) : addon._quantize(t.type, x);
     progress(bytes.length);
     yield bytes;
@@ -443,4 +434,4 @@ export async function synthMain(_command: string, args: string[]): Promise<numbe
 }
 
 // Exposed for tests and tools that want the plan without writing.
-export { align };
+export { align, NORMAL_QUANTILES, Rng };

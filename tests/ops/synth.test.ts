@@ -7,7 +7,7 @@ import * as os from "os";
 import * as path from "path";
 import { afterAll, describe, expect, it } from "vitest";
 import { GgufValueType, GgufWriter } from "../../engine/src/gguf-writer";
-import { PRESETS, synthesize } from "../../engine/src/synth";
+import { NORMAL_QUANTILES, PRESETS, Rng, synthesize } from "../../engine/src/synth";
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const native = require(path.resolve(__dirname, "../../build/Release/moescope.node"));
@@ -236,6 +236,40 @@ describe("moescope synth", () => {
   it("refuses unknown presets and types", async () => {
     await expect(synthesize({ preset: "nope", type: "F32", out: path.join(tmp, "x.gguf"), log: quiet })).rejects.toThrow(/unknown preset nope/);
     await expect(synthesize({ preset: "tiny-scout", type: "Q3_K", out: path.join(tmp, "x.gguf"), log: quiet })).rejects.toThrow(/unknown type Q3_K/);
+  });
+});
+
+describe("synth's random numbers", () => {
+  // The stream synth.ts drew in TypeScript until the addon took it over (native/src/binding/
+  // synth_binding.cpp): xoshiro128**, two 16-bit table indices per draw, the second kept as spare.
+  function reference(state: Uint32Array, n: number, mean: number, std: number): Float32Array {
+    const s = state.slice(0, 4), rotl = (x: number, k: number) => ((x << k) | (x >>> (32 - k))) >>> 0;
+    let spare = state[4], have = state[5] !== 0;
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      let k: number;
+      if (have) { k = spare; have = false; } else {
+        const r = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+        const t = s[1] << 9;
+        s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 11);
+        spare = r & 0xffff; have = true; k = r >>> 16;
+      }
+      out[i] = mean + std * NORMAL_QUANTILES[k];
+    }
+    state.set(s); state[4] = spare; state[5] = have ? 1 : 0;
+    return out;
+  }
+
+  it("the addon draws the same float32 values as the TypeScript stream, across calls of odd lengths", () => {
+    for (const [seed, stream, mean, std] of [[0, 0, 0, 0.02], [7, 123, 1, 0.02], [0xdeadbeef, 5, -0.5, 3]] as const) {
+      const a = new Rng(seed, stream), b = new Rng(seed, stream);
+      for (const n of [1, 1000, 4097, 3]) {
+        const mine = a.normals(native, n, mean, std), ref = reference(b.state, n, mean, std);
+        expect(Buffer.compare(Buffer.from(mine.buffer), Buffer.from(ref.buffer)), `seed ${seed} n ${n}`).toBe(0);
+      }
+      expect(Array.from(a.state)).toEqual(Array.from(b.state));
+    }
+    expect(() => native._synthNormals(new Uint32Array(5), NORMAL_QUANTILES, 0, 1, 4)).toThrow(/state must be a Uint32Array of 6/);
   });
 });
 

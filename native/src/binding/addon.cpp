@@ -14,6 +14,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_quant(env, exports);
   register_ops(env, exports);
   register_vision(env, exports);
+  register_synth(env, exports);
   return exports;
 }
 NODE_API_MODULE(moescope, Init)

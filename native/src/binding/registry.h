@@ -9,4 +9,5 @@ void register_tokenizer(Napi::Env env, Napi::Object exports);  // tokenizer_bind
 void register_quant(Napi::Env env, Napi::Object exports);      // quant_binding.cpp (test exports)
 void register_ops(Napi::Env env, Napi::Object exports);        // ops_binding.cpp (test exports)
 void register_vision(Napi::Env env, Napi::Object exports);     // vision_binding.cpp
+void register_synth(Napi::Env env, Napi::Object exports);      // synth_binding.cpp
 }  // namespace moescope::binding
