@@ -264,7 +264,8 @@ async function cancellation() {
 }
 
 // Synth models are written by child processes started at once, in parallel with the parity stage
-// (a 2-layer Scout in Q4_K_M takes ~100 s of one core to quantize); each is awaited where it is used.
+// (a 2-layer Scout in Q4_K_M took 103 s on the H100 machine while synth drew and quantized on one
+// core; both are faster now, not yet timed there); each is awaited where it is used.
 const synths = new Map();
 function synth(preset, type, layers) {
   const f = path.join("/tmp", `moescope-${preset}-${type}${layers ? `-L${layers}` : ""}.gguf`);

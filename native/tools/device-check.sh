@@ -14,8 +14,9 @@
 #        leaves the fixtures the check does not read out of the index for the run (~34 MiB travel).
 #   2. on the GPU machine:     bash native/tools/device-check.sh [--skip-speed] [--scout-layers N]
 #        with the device tool: run(command="bash native/tools/device-check.sh --scout-layers 2",
-#          carry=[".devcarry", "dist"], timeout_s=420): ~120 s on an H100 (the 2-layer Scout synths
-#          take most of it), plus the machine's start.
+#          carry=[".devcarry", "dist"], timeout_s=420): ~120 s on an H100 at e56c124, 103 s of it the
+#          2-layer Scout Q4_K_M synth (synth draws in native code and quantizes on every core since), plus
+#          ~35 s to start.
 #        Results: the printed table, and $OUT/device-check.json (or /tmp/device-check/).
 #   3. here:                   node native/tools/device-travel.js --untravel
 #   Without node (none there, none carried), it runs the node-free C++ check instead:
