@@ -19,8 +19,9 @@
 //             K-quant mins use the sub-block sums of x, which dot_rows computes once for all rows.
 //   ntok  > 1 (prefill): 256 weights of each of 16 rows are decoded once into floats and packed
 //             k-major; a 6-token x 16-row register tile then runs two weight loads, six
-//             broadcasts and twelve FMAs per k (dot_panels); sums of 8 k are added pairwise. One
-//             row (dot) is a panel of one row, so dot_rows gives dot's results bit for bit.
+//             broadcasts and twelve FMAs per k (dot_panels); for float weights sums of 8 k are
+//             added pairwise, for block formats each 256-k chunk is one chain (kBlocksPairwise).
+//             One row (dot) is a panel of one row, so dot_rows gives dot's results bit for bit.
 #include <cstddef>
 #include <cstring>
 
@@ -223,10 +224,11 @@ MS_INLINE void transpose8(const float* src, int64_t lds, float* dst, int64_t ldd
 }
 
 // acc[t][h] += sum over k < cnt of pk[k][8h .. 8h+7] * x_t[k], for TT tokens at stride ldx.
-// Rounding: the registers sum 8 k at a time, and those span sums are added pairwise as they come
-// (a binary counter: level j holds the sum of 2^j spans); a chunk's sum is added to acc. Each
-// output is then a chain of 8 + 5 + n/256 additions, never longer than the n/8 + 3 of an 8-lane
-// dot product, and the same whatever rows and tokens share the call.
+// Rounding, PAIRWISE: the registers sum 8 k at a time, and those span sums are added pairwise as
+// they come (a binary counter: level j holds the sum of 2^j spans); a chunk's sum is added to acc.
+// Each output is then a chain of 8 + 5 + n/256 additions, never longer than the n/8 + 3 of an
+// 8-lane dot product. Otherwise a chain of cnt + n/256. Either way the same whatever rows and
+// tokens share the call.
 constexpr int64_t SUM_SPAN = 8;
 constexpr int SUM_LEVELS = 6;  // 2^5 = 32 spans = one chunk
 
@@ -240,8 +242,21 @@ MS_INLINE void panel_step(const float* pk, const float* x, int64_t ldx, int64_t 
   }
 }
 
-template <int TT>
+template <int TT, bool PAIRWISE>
 MS_INLINE void panel_tile(const float* pk, int64_t cnt, const float* x, int64_t ldx, __m256 (*acc)[2]) {
+  if constexpr (!PAIRWISE) {  // one chain of cnt (<= 256) k per output, then added to acc
+    __m256 a[TT][2];
+    MS_UNROLL for (int t = 0; t < TT; ++t) a[t][0] = a[t][1] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + SUM_SPAN <= cnt; k += SUM_SPAN)
+      MS_UNROLL for (int64_t i = k; i < k + SUM_SPAN; ++i) panel_step<TT>(pk, x, ldx, i, a);
+    for (; k < cnt; ++k) panel_step<TT>(pk, x, ldx, k, a);
+    MS_UNROLL for (int t = 0; t < TT; ++t) {
+      acc[t][0] = _mm256_add_ps(acc[t][0], a[t][0]);
+      acc[t][1] = _mm256_add_ps(acc[t][1], a[t][1]);
+    }
+    return;
+  }
   __m256 level[SUM_LEVELS][TT][2];
   unsigned spans = 0;
   for (int64_t k0 = 0; k0 < cnt; k0 += SUM_SPAN, ++spans) {
@@ -278,23 +293,23 @@ MS_INLINE void panel_tile(const float* pk, int64_t cnt, const float* x, int64_t 
   }
 }
 
-template <int TT>
+template <int TT, bool PAIRWISE>
 MS_INLINE void panel_tiles(const float* pk, int64_t cnt, const float* x, int64_t ldx, int nt, __m256 (*acc)[2]) {
   // A tile of 1 or 2 tokens has too few independent accumulators to hide the FMA latency: 7 and 8
   // leftover tokens go as 4 + 3 and 4 + 4 instead of 6 + 1 and 6 + 2.
   const int full = nt % TT != 0 && nt % TT <= 2 && nt > TT ? nt - TT - nt % TT : nt - nt % TT;
   int t = 0;
-  for (; t < full; t += TT) panel_tile<TT>(pk, cnt, x + t * ldx, ldx, acc + t);
+  for (; t < full; t += TT) panel_tile<TT, PAIRWISE>(pk, cnt, x + t * ldx, ldx, acc + t);
   if (nt - t > TT) {
-    panel_tile<4>(pk, cnt, x + t * ldx, ldx, acc + t);
+    panel_tile<4, PAIRWISE>(pk, cnt, x + t * ldx, ldx, acc + t);
     t += 4;
   }
   switch (nt - t) {  // the last tokens of the pass
-    case 5: panel_tile<5>(pk, cnt, x + t * ldx, ldx, acc + t); break;
-    case 4: panel_tile<4>(pk, cnt, x + t * ldx, ldx, acc + t); break;
-    case 3: panel_tile<3>(pk, cnt, x + t * ldx, ldx, acc + t); break;
-    case 2: panel_tile<2>(pk, cnt, x + t * ldx, ldx, acc + t); break;
-    case 1: panel_tile<1>(pk, cnt, x + t * ldx, ldx, acc + t); break;
+    case 5: panel_tile<5, PAIRWISE>(pk, cnt, x + t * ldx, ldx, acc + t); break;
+    case 4: panel_tile<4, PAIRWISE>(pk, cnt, x + t * ldx, ldx, acc + t); break;
+    case 3: panel_tile<3, PAIRWISE>(pk, cnt, x + t * ldx, ldx, acc + t); break;
+    case 2: panel_tile<2, PAIRWISE>(pk, cnt, x + t * ldx, ldx, acc + t); break;
+    case 1: panel_tile<1, PAIRWISE>(pk, cnt, x + t * ldx, ldx, acc + t); break;
     default: break;
   }
 }
@@ -302,7 +317,7 @@ MS_INLINE void panel_tiles(const float* pk, int64_t cnt, const float* x, int64_t
 // nrows rows, row r at w + r * stride, against ntok activation rows; out[t * ldo + r]. Panels of
 // 16 rows; in a last panel of fewer rows the absent rows are zeros.
 // DECODE(row, i0, cnt, dst) writes cnt decoded floats of the row, from element i0, to dst.
-template <class Decode>
+template <bool PAIRWISE, class Decode>
 MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n,
                           int ntok, float* out, int64_t ldo, Decode decode) {
   alignas(32) float rows[PANEL][CHUNK];
@@ -331,7 +346,7 @@ MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const 
           transpose8(&rows[0][k0], CHUNK, pk + k0 * PANEL, PANEL);
           if (prow > 8) transpose8(&rows[8][k0], CHUNK, pk + k0 * PANEL + 8, PANEL);
         }
-        panel_tiles<TILE_TOKENS>(pk, cnt, xt + i0, ldx, nt, acc);
+        panel_tiles<TILE_TOKENS, PAIRWISE>(pk, cnt, xt + i0, ldx, nt, acc);
       }
       for (int t = 0; t < nt; ++t) {
         float* o = out + (int64_t)(t0 + t) * ldo + r0;
@@ -534,6 +549,14 @@ float gemv_q6_K(const block_q6_K* b, int64_t nb, const float* x) {
 
 // ---- the kernels ----
 
+// Block-quantized weights sum each output over a 256-k chunk in one chain per lane, without the
+// pairwise span sums of the float types: those cost a quarter of the tile (the twelve accumulators
+// go to memory every 8 k), and quantized models are held to 1e-4 of float64, not to a float32
+// golden at 1e-5. Measured (scout-mid, 512-token prefill, in-process A/B both orders): exact Q8_0
+// +28-30 %, Q4_K_M +21-25 %, fast Q8_0 +16 %; small-scout Q8_0/Q6_K/Q4_K_M prompt logits 3.0e-6 ..
+// 3.8e-6 from float64 instead of 1.2e-6 .. 1.7e-6 (tests/golden/fast-mode-error.js).
+constexpr bool kBlocksPairwise = false;
+
 // A block type's rows decoded into floats, for the prefill panels.
 template <class T>
 struct DecodeBlocks {
@@ -547,7 +570,7 @@ struct DecodeBlocks {
 template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
 void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
   if (ntok == 1) out[0] = GEMV((const typename T::block*)w, n / T::QK, x);
-  else dot_panels((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
+  else dot_panels<kBlocksPairwise>((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
 }
 
 // nrows rows of a block type: panels of 16 rows for prefill; single-row GEMVs for decode.
@@ -557,7 +580,7 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
   const uint8_t* wb = (const uint8_t*)w;
   int64_t r = 0;
   if (ntok > 1) {
-    dot_panels(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
+    dot_panels<kBlocksPairwise>(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
     return;
   }
   if constexpr (T::KQUANT_BITS != 0) {
@@ -635,7 +658,7 @@ void dot_elems(const void* wv, const float* x, int64_t ldx, int64_t n, int ntok,
     out[0] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
     return;
   }
-  dot_panels((const uint8_t*)wv, 0, 1, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
+  dot_panels<true>((const uint8_t*)wv, 0, 1, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
 }
 
 template <class L>
@@ -643,7 +666,7 @@ void dot_rows_elems(const void* w, size_t stride, int64_t nrows, const float* x,
                     float* out, int64_t ldo) {
   const uint8_t* wb = (const uint8_t*)w;
   if (ntok > 1) {
-    dot_panels(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
+    dot_panels<true>(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
     return;
   }
   for (int64_t r = 0; r < nrows; ++r) dot_elems<L>(wb + r * stride, x, ldx, n, ntok, out + r, ldo);
