@@ -24,11 +24,15 @@ constexpr int64_t kTokenTile = 128;
 // exact panel kernels are the faster ones (fast/exact time, one core, 1024 x 1024: Q8_0 0.96 at 4
 // tokens, 1.20 at 6).
 constexpr int64_t kDotMaxTokens = 4;
+// From 16 tokens on, the exact panels are as fast as the gemm or faster (since the block formats'
+// panels sum without span sums; gemm / exact time, one core, 1024 x 512 rows, `kernel-ab.js gemm`:
+// 1.14-1.25 at 8 tokens, 0.97-1.03 at 16, 0.87-0.90 at 32, 0.80-0.86 at 128), and they are exact.
+constexpr int64_t kGemmMaxTokens = 15;
 
 // The int8 kernel for a product of T activation rows, or nullptr for the exact kernels.
 using Int8Kernel = decltype(TypeTraits::dot_q8act);
 Int8Kernel int8_kernel(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
-  if (precision != Precision::Fast || W.n_in % 32 != 0) return nullptr;
+  if (precision != Precision::Fast || W.n_in % 32 != 0 || T > kGemmMaxTokens) return nullptr;
   if (T <= kDotMaxTokens) return tt.dot_q8act;
   return tt.gemm_q8act;
 }
