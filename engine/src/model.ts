@@ -68,9 +68,9 @@ export interface RunOptions {
   captureBudgetBytes?: number;
   /**
    * "exact" (default): float32 activations. "fast": quantized weights are multiplied with activations
-   * rounded to int8 per 32 values, as llama.cpp does, where that is faster: every product of the
-   * K-quants (Q4_K, Q5_K, Q6_K), and the products of at most 4 tokens (decode steps, experts that get
-   * few of a prompt's tokens) for Q8_0 and Q4_0, whose longer products are faster exact.
+   * rounded to int8 per 32 values, as llama.cpp does, where that is faster: products of at most 4
+   * tokens (decode steps, experts that get few of a prompt's tokens), and for the K-quants (Q4_K,
+   * Q5_K, Q6_K) of up to 15; longer products are faster exact.
    * About 1e-3 relative error per matmul, enough to flip routing decisions and generated tokens (see
    * BENCHMARKS.md). Routers and float weights always stay exact.
    */
