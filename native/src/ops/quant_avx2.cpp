@@ -19,8 +19,8 @@
 //             K-quant mins use the sub-block sums of x, which dot_rows computes once for all rows.
 //   ntok  > 1 (prefill): 256 weights of each of 16 rows are decoded once into floats and packed
 //             k-major; a 6-token x 16-row register tile then runs two weight loads, six
-//             broadcasts and twelve FMAs per k (dot_panels); for float weights sums of 8 k are
-//             added pairwise, for block formats each 256-k chunk is one chain (kBlocksPairwise).
+//             broadcasts and twelve FMAs per k (dot_panels); for F32 weights sums of 8 k are added
+//             pairwise, for the others each 256-k chunk is one chain (kBlocksPairwise, kPairwise).
 //             One row (dot) is a panel of one row, so dot_rows gives dot's results bit for bit.
 #include <cstddef>
 #include <cstring>
@@ -550,9 +550,9 @@ float gemv_q6_K(const block_q6_K* b, int64_t nb, const float* x) {
 // ---- the kernels ----
 
 // Block-quantized weights sum each output over a 256-k chunk in one chain per lane, without the
-// pairwise span sums of the float types: those cost a quarter of the tile (the twelve accumulators
-// go to memory every 8 k), and quantized models are held to 1e-4 of float64, not to a float32
-// golden at 1e-5. Measured (scout-mid, 512-token prefill, in-process A/B both orders): exact Q8_0
+// pairwise span sums of F32 weights: those cost a quarter of the tile (the twelve accumulators go to
+// memory every 8 k), and quantized models are held to 1e-4 of float64, not to a float32 golden at
+// 1e-5. Measured (scout-mid, 512-token prefill, in-process A/B both orders): exact Q8_0
 // +28-30 %, Q4_K_M +21-25 %, fast Q8_0 +16 %; small-scout Q8_0/Q6_K/Q4_K_M prompt logits 3.0e-6 ..
 // 3.8e-6 from float64 instead of 1.2e-6 .. 1.7e-6 (tests/golden/fast-mode-error.js).
 constexpr bool kBlocksPairwise = false;
