@@ -20,7 +20,7 @@
 //   ntok  > 1 (prefill): 256 weights of each of 16 rows are decoded once into floats and packed
 //             k-major; a 6-token x 16-row register tile then runs two weight loads, six
 //             broadcasts and twelve FMAs per k (dot_panels); for F32 weights sums of 8 k are added
-//             pairwise, for the others each 256-k chunk is one chain (kBlocksPairwise, kPairwise).
+//             pairwise, for the others each 256-k chunk is one chain (the decoders' kPairwise).
 //             One row (dot) is a panel of one row, so dot_rows gives dot's results bit for bit.
 #include <cstddef>
 #include <cstring>
@@ -316,8 +316,9 @@ MS_INLINE void panel_tiles(const float* pk, int64_t cnt, const float* x, int64_t
 
 // nrows rows, row r at w + r * stride, against ntok activation rows; out[t * ldo + r]. Panels of
 // 16 rows; in a last panel of fewer rows the absent rows are zeros.
-// DECODE(row, i0, cnt, dst) writes cnt decoded floats of the row, from element i0, to dst.
-template <bool PAIRWISE, class Decode>
+// DECODE(row, i0, cnt, dst) writes cnt decoded floats of the row, from element i0, to dst;
+// Decode::kPairwise says how the tile sums (panel_tile).
+template <class Decode>
 MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n,
                           int ntok, float* out, int64_t ldo, Decode decode) {
   alignas(32) float rows[PANEL][CHUNK];
@@ -346,7 +347,7 @@ MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const 
           transpose8(&rows[0][k0], CHUNK, pk + k0 * PANEL, PANEL);
           if (prow > 8) transpose8(&rows[8][k0], CHUNK, pk + k0 * PANEL + 8, PANEL);
         }
-        panel_tiles<TILE_TOKENS, PAIRWISE>(pk, cnt, xt + i0, ldx, nt, acc);
+        panel_tiles<TILE_TOKENS, Decode::kPairwise>(pk, cnt, xt + i0, ldx, nt, acc);
       }
       for (int t = 0; t < nt; ++t) {
         float* o = out + (int64_t)(t0 + t) * ldo + r0;
@@ -549,17 +550,16 @@ float gemv_q6_K(const block_q6_K* b, int64_t nb, const float* x) {
 
 // ---- the kernels ----
 
-// Block-quantized weights sum each output over a 256-k chunk in one chain per lane, without the
-// pairwise span sums of F32 weights: those cost a quarter of the tile (the twelve accumulators go to
-// memory every 8 k), and quantized models are held to 1e-4 of float64, not to a float32 golden at
-// 1e-5. Measured (scout-mid, 512-token prefill, in-process A/B both orders): exact Q8_0
-// +28-30 %, Q4_K_M +21-25 %, fast Q8_0 +16 %; small-scout Q8_0/Q6_K/Q4_K_M prompt logits 3.0e-6 ..
-// 3.8e-6 from float64 instead of 1.2e-6 .. 1.7e-6 (tests/golden/fast-mode-error.js).
-constexpr bool kBlocksPairwise = false;
-
 // A block type's rows decoded into floats, for the prefill panels.
 template <class T>
 struct DecodeBlocks {
+  // Block-quantized weights sum each output over a 256-k chunk in one chain per lane, without the
+  // pairwise span sums of F32 weights: those cost a quarter of the tile (the twelve accumulators go
+  // to memory every 8 k), and quantized models are held to 1e-4 of float64, not to a float32 golden
+  // at 1e-5. Measured (scout-mid, 512-token prefill, in-process A/B both orders): exact Q8_0
+  // +28-30 %, Q4_K_M +21-25 %, fast Q8_0 +16 %; small-scout Q8_0/Q6_K/Q4_K_M prompt logits 3.0e-6 ..
+  // 3.8e-6 from float64 instead of 1.2e-6 .. 1.7e-6 (tests/golden/fast-mode-error.js).
+  static constexpr bool kPairwise = false;
   MS_INLINE void operator()(const uint8_t* row, int64_t i0, int64_t cnt, float* dst) const {
     StoreSink s{dst};
     const typename T::block* blocks = (const typename T::block*)row;
@@ -570,7 +570,7 @@ struct DecodeBlocks {
 template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
 void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
   if (ntok == 1) out[0] = GEMV((const typename T::block*)w, n / T::QK, x);
-  else dot_panels<kBlocksPairwise>((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
+  else dot_panels((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
 }
 
 // nrows rows of a block type: panels of 16 rows for prefill; single-row GEMVs for decode.
@@ -580,7 +580,7 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
   const uint8_t* wb = (const uint8_t*)w;
   int64_t r = 0;
   if (ntok > 1) {
-    dot_panels<kBlocksPairwise>(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
+    dot_panels(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
     return;
   }
   if constexpr (T::KQUANT_BITS != 0) {
@@ -611,7 +611,7 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
 }
 
 // Element types: load 8 weights as floats. kPairwise: whether prefill sums in pairwise 8-k spans
-// (see kBlocksPairwise): F32 models are held to float32 goldens at 1e-5, F16/BF16 ones, like the
+// (see DecodeBlocks): F32 models are held to float32 goldens at 1e-5, F16/BF16 ones, like the
 // block formats, to 1e-4 of float64.
 struct LoadF32 {
   static constexpr bool kPairwise = true;
@@ -636,6 +636,7 @@ struct LoadBF16 {
 
 template <class L>
 struct DecodeElems {
+  static constexpr bool kPairwise = L::kPairwise;
   MS_INLINE void operator()(const uint8_t* row, int64_t i0, int64_t cnt, float* dst) const {
     const typename L::elem* e = (const typename L::elem*)row + i0;
     int64_t i = 0;
@@ -663,7 +664,7 @@ void dot_elems(const void* wv, const float* x, int64_t ldx, int64_t n, int ntok,
     out[0] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
     return;
   }
-  dot_panels<L::kPairwise>((const uint8_t*)wv, 0, 1, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
+  dot_panels((const uint8_t*)wv, 0, 1, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
 }
 
 template <class L>
@@ -671,7 +672,7 @@ void dot_rows_elems(const void* w, size_t stride, int64_t nrows, const float* x,
                     float* out, int64_t ldo) {
   const uint8_t* wb = (const uint8_t*)w;
   if (ntok > 1) {
-    dot_panels<L::kPairwise>(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
+    dot_panels(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
     return;
   }
   for (int64_t r = 0; r < nrows; ++r) dot_elems<L>(wb + r * stride, x, ldx, n, ntok, out + r, ldo);
