@@ -93,6 +93,9 @@ async function guarded(what, fn) {
   fs.writeFileSync(path.join(outDir, "device-check.json"), JSON.stringify(results, null, 1));
 }
 
+// A fixture model is there (GGUF file, or an HF folder with its config): travel sets leave some behind.
+const present = (name, file) => fs.existsSync(fix(name, file, file === "hf" ? "config.json" : ""));
+
 async function pair(p) {
   return [await Model.load(p, { device: "cpu" }), await Model.load(p, { device: DEV })];
 }
@@ -160,11 +163,9 @@ async function parity() {
     ["small-scout-Q6_K", "model.gguf", 1e-4], ["small-scout-Q4_K_M", "model.gguf", 1e-4],
   ];
   for (const [name, file] of [["tiny-scout", "model.gguf"], ["tiny-scout", "hf"], ["tiny-maverick", "model.gguf"], ["tiny-maverick", "hf"]])
-    if (fs.existsSync(fix(name, file, file === "hf" ? "config.json" : ""))) await guarded(`${name}/${file} fixture suite`, () => fixtureSuite(name, file));
+    if (present(name, file)) await guarded(`${name}/${file} fixture suite`, () => fixtureSuite(name, file));
   for (const [name, file, tol] of models) {
-    const p = fix(name, file);
-    if (!fs.existsSync(file === "hf" ? path.join(p, "config.json") : p)) continue;
-    await guarded(`${name}/${file}`, () => parityModel(name, file, tol, p));
+    if (present(name, file)) await guarded(`${name}/${file}`, () => parityModel(name, file, tol, fix(name, file)));
   }
   await guarded("interventions", interventions);
   await guarded("long prompt", longPrompt);
@@ -184,7 +185,7 @@ async function parityModel(name, file, tol, p) {
   for (const pr of ["p1", "p3"]) {
     const rf = file === "hf" ? path.join(root, "tests", "fixtures", "ref64", `${name}-hf`, `golden-${pr}.safetensors`) : fix(name, `golden-${pr}`, "ref64.safetensors");
     if (!/f16|bf16|q\d|Q\d/.test(name) || !fs.existsSync(rf)) continue;
-    const r = readSafetensors(rf).tensors;
+    const r = st(rf);
     const tokens = gpu.tokenize(prompt(pr));
     const tr = await gpu.run(tokens, { logitsLast: tokens.length, capture: "blocks.*.hook_resid_post" });
     const ref = r.get("logits").data, V = gpu.config.nVocab;
@@ -297,9 +298,9 @@ async function speed(f, label) {
 }
 
 (async () => {
-  const st = addon().cudaStatus();
-  log(`addon: CUDA compiled ${st.compiled}, ${st.devices} device(s)`);
-  if (!dryRun && (!st.compiled || st.devices === 0)) { console.log("no CUDA device: nothing to check"); process.exit(2); }
+  const cuda = addon().cudaStatus();
+  log(`addon: CUDA compiled ${cuda.compiled}, ${cuda.devices} device(s)`);
+  if (!dryRun && (!cuda.compiled || cuda.devices === 0)) { console.log("no CUDA device: nothing to check"); process.exit(2); }
   const q4 = synth("scout-mid", "Q4_K_M"), bf = synth("scout-mid", "BF16");
   const scout = scoutLayers > 0 && !skipSpeed && !dryRun ? [synth("scout", "Q4_K_M", scoutLayers), synth("scout", "BF16", scoutLayers)] : [];
   await parity();
