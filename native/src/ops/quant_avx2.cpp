@@ -379,7 +379,7 @@ MS_INLINE __m256i load_i8x8(const int8_t* p) { return _mm256_cvtepi8_epi32(_mm_l
 float gemv_q8_0(const block_q8_0* b, int64_t nb, const float* x) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK8_0) {
-    prefetch_ahead(b + k, 1);
+    prefetch_ahead<1>(b + k);
     const __m256 d = _mm256_set1_ps(half_to_float(b[k].d));
     __m256 s0 = _mm256_mul_ps(_mm256_cvtepi32_ps(load_i8x8(b[k].qs + 0)), _mm256_loadu_ps(x + 0));
     __m256 s1 = _mm256_mul_ps(_mm256_cvtepi32_ps(load_i8x8(b[k].qs + 8)), _mm256_loadu_ps(x + 8));
@@ -396,7 +396,7 @@ float gemv_q4_0(const block_q4_0* b, int64_t nb, const float* x) {
   const __m256 eight = _mm256_set1_ps(8.0f);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK4_0) {
-    if (k & 1) prefetch_ahead(b + k, 1);  // 18-byte blocks: one line per two
+    if (k & 1) prefetch_ahead<1>(b + k);  // 18-byte blocks: one line per two
     const __m256 d = _mm256_set1_ps(half_to_float(b[k].d));
     // Byte j holds element j (low nibble) and j + 16 (high nibble); q - 8 is exact in float.
     const __m256i v0 = load_u8x8(b[k].qs), v1 = load_u8x8(b[k].qs + 8);
@@ -434,25 +434,23 @@ MS_INLINE void subblock_sums(const float* x, int64_t n, float* xs) {
 // converted to float and multiplied into x. The scale multiplies each 32-element sum once, and the
 // min term is m * (sum of x over the sub-block), from the sums xs.
 template <bool FIVE_BITS>
-MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_off, int64_t nb, const float* x,
-                            const float* xs) {
+MS_INLINE float gemv_kquant(const kquant_block<FIVE_BITS>* b, int64_t nb, const float* x, const float* xs) {
   alignas(32) float dsc[8];
   // Each block's sum of d*sc*q*x and its min term nearly cancel when x has a large common offset;
   // subtracting them block by block keeps the running sum (and its rounding) at the size of the
   // result instead of growing with the row.
   __m256 acc = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK_K, xs += 8) {
-    const uint8_t* blk = base + k * block_bytes;
-    prefetch_ahead(blk, block_bytes);
-    const __m256 d = _mm256_set1_ps(half_to_float(*(const f16_bits*)blk));
-    const __m256 dmin = _mm256_set1_ps(half_to_float(*(const f16_bits*)(blk + 2)));
+    prefetch_ahead<sizeof(b[k])>(b + k);
+    const __m256 d = _mm256_set1_ps(half_to_float(b[k].d));
+    const __m256 dmin = _mm256_set1_ps(half_to_float(b[k].dmin));
     alignas(16) uint8_t sm[16];
-    unpack_scales_k4(blk + 4, sm);
+    unpack_scales_k4(b[k].scales, sm);
     const __m128i smv = _mm_load_si128((const __m128i*)sm);
     _mm256_store_ps(dsc, _mm256_mul_ps(d, u8_to_f32(smv)));                          // d * sc, per sub-block
     const __m256 bm = _mm256_mul_ps(_mm256_mul_ps(dmin, u8_to_f32(hi64(smv))), _mm256_loadu_ps(xs));  // dmin * m * sum x
-    const uint8_t* qs = blk + qs_off;
-    const uint8_t* qh = blk + 16;  // Q5_K only
+    const uint8_t* qs = b[k].qs;
+    const uint8_t* qh = kquant_qh(b[k]);
     const __m256i m4 = _mm256_set1_epi32(0x0F), one = _mm256_set1_epi32(1);
     __m256 bd0 = _mm256_setzero_ps(), bd1 = _mm256_setzero_ps();
     MS_UNROLL for (int j = 0; j < 4; ++j) {
@@ -485,23 +483,23 @@ MS_INLINE float gemv_kquant(const uint8_t* base, size_t block_bytes, size_t qs_o
 // A K-quant row with its own sub-block sums (single-row calls); rows longer than the stack
 // buffer go in pieces.
 template <bool FIVE_BITS>
-MS_INLINE float gemv_kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_off, int64_t nb, const float* x) {
+MS_INLINE float gemv_kquant_row(const kquant_block<FIVE_BITS>* b, int64_t nb, const float* x) {
   constexpr int64_t PIECE = 64 * QK_K;  // 16384 elements, 2 KiB of sums
   alignas(32) float xs[PIECE / 32];
   float total = 0.0f;
   for (int64_t k0 = 0; k0 < nb; k0 += PIECE / QK_K) {
     const int64_t kn = nb - k0 < PIECE / QK_K ? nb - k0 : PIECE / QK_K;
     subblock_sums(x + k0 * QK_K, kn * QK_K, xs);
-    total += gemv_kquant<FIVE_BITS>(base + k0 * block_bytes, block_bytes, qs_off, kn, x + k0 * QK_K, xs);
+    total += gemv_kquant<FIVE_BITS>(b + k0, kn, x + k0 * QK_K, xs);
   }
   return total;
 }
 
 float gemv_q4_K(const block_q4_K* b, int64_t nb, const float* x) {
-  return gemv_kquant_row<false>((const uint8_t*)b, sizeof(block_q4_K), offsetof(block_q4_K, qs), nb, x);
+  return gemv_kquant_row<false>(b, nb, x);
 }
 float gemv_q5_K(const block_q5_K* b, int64_t nb, const float* x) {
-  return gemv_kquant_row<true>((const uint8_t*)b, sizeof(block_q5_K), offsetof(block_q5_K, qs), nb, x);
+  return gemv_kquant_row<true>(b, nb, x);
 }
 
 // Q6_K: the quants are assembled 32 at a time as signed bytes (as Q6_K::decode does), widened to
@@ -515,7 +513,7 @@ float gemv_q6_K(const block_q6_K* b, int64_t nb, const float* x) {
   alignas(32) int8_t q[QK_K];  // the block's quants in element order; widened from here like Q8_0's
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK_K) {
-    prefetch_ahead(b + k, sizeof(block_q6_K));
+    prefetch_ahead<sizeof(block_q6_K)>(b + k);
     for (int h = 0; h < 2; ++h) {
       const uint8_t* ql = b[k].ql + 64 * h;
       const __m256i a = _mm256_loadu_si256((const __m256i*)ql);
@@ -594,13 +592,11 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
       subblock_sums(x, n, xs);
       const int64_t nb = n / QK_K;
       constexpr bool FIVE = T::KQUANT_BITS == 5;
-      const size_t qs_off = FIVE ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
       for (; r < nrows; ++r) {
         float total = 0.0f;
         for (int64_t k0 = 0; k0 < nb; k0 += PIECE_BLOCKS) {
           const int64_t kn = nb - k0 < PIECE_BLOCKS ? nb - k0 : PIECE_BLOCKS;
-          total += gemv_kquant<FIVE>(wb + r * stride + k0 * sizeof(typename T::block), sizeof(typename T::block), qs_off,
-                                     kn, x + k0 * QK_K, xs + k0 * 8);
+          total += gemv_kquant<FIVE>((const kquant_block<FIVE>*)(wb + r * stride) + k0, kn, x + k0 * QK_K, xs + k0 * 8);
         }
         out[r] = total;
       }
@@ -652,7 +648,7 @@ void dot_elems(const void* wv, const float* x, int64_t ldx, int64_t n, int ntok,
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
-      prefetch_ahead(w + i, 32 * sizeof(typename L::elem));
+      prefetch_ahead<32 * sizeof(typename L::elem)>(w + i);
       a0 = _mm256_fmadd_ps(L::load(w + i), _mm256_loadu_ps(x + i), a0);
       a1 = _mm256_fmadd_ps(L::load(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
       a2 = _mm256_fmadd_ps(L::load(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);

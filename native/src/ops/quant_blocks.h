@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "ops/quant.h"
 
@@ -142,10 +144,24 @@ inline void unpack_scales_k4(const uint8_t* q, uint8_t out[16]) {
 // cores decoding the whole model 4 KiB did better still (tests/model/ab-builds.js, scout-mid: fast
 // Q4_K_M 152.4 -> 157.1 and 153.7 -> 157.3 tok/s, exact Q8_0 94.1 -> 101.5). A prefetch never
 // faults, so reading ahead past the last row is harmless.
+// The prefetches are written out, one per line of BYTES, not looped: GCC 12 deletes a loop of
+// nothing but prefetches in some inlining contexts, and the Q4_K/Q5_K GEMVs of both modes had
+// compiled to no prefetch at all (objdump showed none) while Q6_K's loop survived.
 constexpr size_t PREFETCH_AHEAD = 4096;
-inline void prefetch_ahead(const void* p, size_t bytes) {
-  for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char*)p + PREFETCH_AHEAD + o);
+template <size_t... LINE>
+inline void prefetch_lines(const char* p, std::index_sequence<LINE...>) {
+  (__builtin_prefetch(p + 64 * LINE), ...);
 }
+template <size_t BYTES>
+inline void prefetch_ahead(const void* p) {
+  prefetch_lines((const char*)p + PREFETCH_AHEAD, std::make_index_sequence<(BYTES + 63) / 64>{});
+}
+
+// Q4_K and Q5_K share their kernels; FIVE_BITS picks the block.
+template <bool FIVE_BITS>
+using kquant_block = std::conditional_t<FIVE_BITS, block_q5_K, block_q4_K>;
+inline const uint8_t* kquant_qh(const block_q4_K&) { return nullptr; }  // no fifth bits
+inline const uint8_t* kquant_qh(const block_q5_K& b) { return b.qh; }
 
 // Kernels by type id, for callers that must pick a family explicitly (tests compare the AVX2 and
 // the portable dot on the same data). nullptr where the type has no kernel in that family.

@@ -115,7 +115,7 @@ MQ_INLINE __m256 udot32(__m256i u, __m256i y) {
 float q8_0_row(const block_q8_0* w, const Q8ActRow& a, int64_t nb) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
-    prefetch_ahead(w + k, 1);
+    prefetch_ahead<1>(w + k);
     const __m256i q = _mm256_loadu_si256((const __m256i*)w[k].qs);
     const __m256i y = _mm256_loadu_si256((const __m256i*)(a.qs + QK8_0 * k));
     // maddubs wants an unsigned operand: |q| against y with q's sign.
@@ -132,7 +132,7 @@ float q4_0_row(const block_q4_0* w, const Q8ActRow& a, int64_t nb) {
   float off = 0.0f;  // the -8 of every quant: 8 * sum_k d_k * (d_y * sum(y))_k
   const __m128i m4 = _mm_set1_epi8(0x0F);
   for (int64_t k = 0; k < nb; ++k) {
-    if (k & 1) prefetch_ahead(w + k, 1);
+    if (k & 1) prefetch_ahead<1>(w + k);
     const __m128i v = _mm_loadu_si128((const __m128i*)w[k].qs);
     const __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
     const __m256i y = _mm256_loadu_si256((const __m256i*)(a.qs + QK8_0 * k));
@@ -151,23 +151,22 @@ float q4_0_row(const block_q4_0* w, const Q8ActRow& a, int64_t nb) {
 // share the activation loads, 1.2-1.3x faster from L2, were no faster from memory (one stream and
 // the prefetch ahead keep more lines in flight; tests/ops/kernel-ab.js decode measures both cases).
 template <bool FIVE_BITS>
-MQ_INLINE float kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_off, const Q8ActRow& a, int64_t nb) {
+MQ_INLINE float kquant_row(const kquant_block<FIVE_BITS>* b, const Q8ActRow& a, int64_t nb) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
-    const uint8_t* blk = base + k * block_bytes;
-    prefetch_ahead(blk, block_bytes);
-    const float d = _cvtsh_ss(*(const f16_bits*)blk), dmin = _cvtsh_ss(*(const f16_bits*)(blk + 2));
+    prefetch_ahead<sizeof(b[k])>(b + k);
+    const float d = _cvtsh_ss(b[k].d), dmin = _cvtsh_ss(b[k].dmin);
     alignas(16) uint8_t sm[16];
-    unpack_scales_k4(blk + 4, sm);
+    unpack_scales_k4(b[k].scales, sm);
     alignas(32) float scy[8];
     _mm256_store_ps(scy, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)sm))),
                                        _mm256_loadu_ps(a.d + 8 * k)));
     const __m256 mv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(sm + 8))));
     acc = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dmin), mv), _mm256_loadu_ps(a.s32 + 8 * k), acc);
-    const uint8_t* qs = blk + qs_off;
+    const uint8_t* qs = b[k].qs;
     const int8_t* y = a.qs + QK_K * k;
-    const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)(blk + 16)) : _mm256_setzero_si256();
+    const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)kquant_qh(b[k])) : _mm256_setzero_si256();
     __m256 bacc0 = _mm256_setzero_ps(), bacc1 = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
@@ -184,10 +183,10 @@ MQ_INLINE float kquant_row(const uint8_t* base, size_t block_bytes, size_t qs_of
 }
 
 float q4_K_row(const block_q4_K* w, const Q8ActRow& a, int64_t nb) {
-  return kquant_row<false>((const uint8_t*)w, sizeof(block_q4_K), offsetof(block_q4_K, qs), a, nb);
+  return kquant_row<false>(w, a, nb);
 }
 float q5_K_row(const block_q5_K* w, const Q8ActRow& a, int64_t nb) {
-  return kquant_row<true>((const uint8_t*)w, sizeof(block_q5_K), offsetof(block_q5_K, qs), a, nb);
+  return kquant_row<true>(w, a, nb);
 }
 
 // Q6_K. Per 32 elements: the unsigned quants u = q + 32 (see quant_avx2.cpp), maddubs against y,
@@ -197,7 +196,7 @@ float q5_K_row(const block_q5_K* w, const Q8ActRow& a, int64_t nb) {
 float q6_K_row(const block_q6_K* w, const Q8ActRow& a, int64_t nb) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
-    prefetch_ahead(w + k, sizeof(block_q6_K));
+    prefetch_ahead<sizeof(block_q6_K)>(w + k);
     const __m256 dv = _mm256_set1_ps(_cvtsh_ss(w[k].d));
     alignas(32) float ydv[8];  // d * d_y of each 32-group, broadcast by the load port
     _mm256_store_ps(ydv, _mm256_mul_ps(dv, _mm256_loadu_ps(a.d + 8 * k)));

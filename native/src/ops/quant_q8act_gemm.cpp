@@ -49,12 +49,12 @@ struct alignas(32) PrepBlock {
 // Q4_K / Q5_K: value = d * sc_j * q - dmin * m_j, q = the 4 (5) bit quant. The mins term of a
 // 32-group is dmin * m_j * (d_y * sum y) = dmin * m_j * (s16[2j] + s16[2j+1]).
 template <bool FIVE_BITS>
-MQ_INLINE void prep_kquant(const uint8_t* blk, size_t qs_off, PrepBlock& p) {
-  const float d = _cvtsh_ss(*(const f16_bits*)blk), dmin = _cvtsh_ss(*(const f16_bits*)(blk + 2));
+MQ_INLINE void prep_kquant(const kquant_block<FIVE_BITS>& b, PrepBlock& p) {
+  const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
   alignas(16) uint8_t sm[16];
-  unpack_scales_k4(blk + 4, sm);
-  const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)(blk + 16)) : _mm256_setzero_si256();
-  for (int i = 0; i < 4; ++i) kquant_unsigned<FIVE_BITS>(blk + qs_off, qh, i, &p.u[2 * i], &p.u[2 * i + 1]);
+  unpack_scales_k4(b.scales, sm);
+  const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)kquant_qh(b)) : _mm256_setzero_si256();
+  for (int i = 0; i < 4; ++i) kquant_unsigned<FIVE_BITS>(b.qs, qh, i, &p.u[2 * i], &p.u[2 * i + 1]);
   for (int j = 0; j < 8; ++j) {
     p.sc[j] = _mm256_set1_epi16(sm[j]);
     p.off[2 * j] = p.off[2 * j + 1] = dmin * (float)sm[8 + j];
@@ -62,8 +62,8 @@ MQ_INLINE void prep_kquant(const uint8_t* blk, size_t qs_off, PrepBlock& p) {
   p.d = d;
 }
 
-void prep_q4_K(const uint8_t* blk, PrepBlock& p) { prep_kquant<false>(blk, offsetof(block_q4_K, qs), p); }
-void prep_q5_K(const uint8_t* blk, PrepBlock& p) { prep_kquant<true>(blk, offsetof(block_q5_K, qs), p); }
+void prep_q4_K(const uint8_t* blk, PrepBlock& p) { prep_kquant<false>(*(const block_q4_K*)blk, p); }
+void prep_q5_K(const uint8_t* blk, PrepBlock& p) { prep_kquant<true>(*(const block_q5_K*)blk, p); }
 
 // Q6_K: value = d * sc_i * (u - 32), u = the 6-bit quant (0..63), one signed scale per 16; the -32
 // is the offset term, 32 * d * sc_i * (d_y * sum of the 16). Quants and scales unpacked as the
