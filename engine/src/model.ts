@@ -114,12 +114,14 @@ export class Model {
   private constructor(private readonly native: NativeModel, readonly config: ModelConfig) {}
 
   /**
-   * `device`: "cpu" (default), "cuda" (the CUDA backend; an error if this build or machine has none)
-   * or "auto" (CUDA when available, else the CPU). Same numbers, hooks and interventions on both.
-   */
-  /**
    * Loads a checkpoint. With no path: $MOESCOPE_MODEL, else TinyScout, the small Llama 4 trained for
    * exploring that ships in models/tinyscout.
+   *
+   * `device`: "cpu" (default), "cuda" (the CUDA backend; an error if this build or machine has none)
+   * or "auto" (CUDA when available, else the CPU). Same numbers, hooks and interventions on both.
+   * `threads`: the CPU threads that compute. There is one pool per process, shared by every loaded
+   * model, so the last value given applies to all of them (default: $MOESCOPE_THREADS, else the
+   * machine's cores).
    */
   static async load(path?: string, opts: { threads?: number; device?: "cpu" | "cuda" | "auto" } = {}): Promise<Model> {
     path ??= defaultModelPath();
