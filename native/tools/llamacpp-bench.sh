@@ -8,7 +8,8 @@
 # from the registry, builds llama-bench once (CPU, -DGGML_NATIVE=ON, about 6 minutes on 2 cores)
 # under $MOESCOPE_LLAMACPP_DIR (default /tmp/moescope-llamacpp), then runs, ROUNDS times
 # interleaved (the machines are noisy): llama-bench pp512/tg128 and moescope's bench in exact and
-# fast precision. Prints one line per run; compare medians of the rounds.
+# fast precision. Prints one line per run, then the medians of the rounds and of each round's
+# ratio to llama.cpp.
 set -euo pipefail
 FILE=${1:?usage: llamacpp-bench.sh FILE.gguf [THREADS] [ROUNDS]}
 THREADS=${2:-2}
@@ -32,14 +33,30 @@ if [ ! -x "$LB" ]; then
 fi
 
 cd "$ROOT"
+# Each run appends one JSON line {round, who, prefill, decode} here; the summary reads them back.
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
 for r in $(seq "$ROUNDS"); do
-  "$LB" -m "$FILE" -t "$THREADS" -p 512 -n 128 -r 3 -o json 2>/dev/null | node -e '
+  "$LB" -m "$FILE" -t "$THREADS" -p 512 -n 128 -r 3 -o json 2>/dev/null | R=$r LOG=$LOG node -e '
     const d = JSON.parse(require("fs").readFileSync(0, "utf8"));
-    const ts = (p) => d.find((t) => (t.n_prompt > 0) === p).avg_ts.toFixed(1);
-    console.log(`round '"$r"' llama.cpp       prefill ${ts(true)} tok/s  decode ${ts(false)} tok/s`);'
+    const ts = (p) => d.find((t) => (t.n_prompt > 0) === p).avg_ts;
+    require("fs").appendFileSync(process.env.LOG, JSON.stringify({ round: +process.env.R, who: "llama.cpp", prefill: ts(true), decode: ts(false) }) + "\n");
+    console.log(`round ${process.env.R} llama.cpp       prefill ${ts(true).toFixed(1)} tok/s  decode ${ts(false).toFixed(1)} tok/s`);'
   for p in exact fast; do
-    node dist/engine/src/bench.js --model "$FILE" --threads "$THREADS" --reps 3 --precision $p --json 2>/dev/null | node -e '
+    node dist/engine/src/bench.js --model "$FILE" --threads "$THREADS" --reps 3 --precision $p --json 2>/dev/null | R=$r P=$p LOG=$LOG node -e '
       const d = JSON.parse(require("fs").readFileSync(0, "utf8").trim().split("\n").pop());
-      console.log(`round '"$r"' ${"moescope '"$p"'".padEnd(15)} prefill ${d.prefill_tps.toFixed(1)} tok/s  decode ${d.decode_tps.toFixed(1)} tok/s  (${(100 * d.bw_fraction).toFixed(0)} % of ${d.read_bw_gbs.toFixed(1)} GB/s)`);'
+      require("fs").appendFileSync(process.env.LOG, JSON.stringify({ round: +process.env.R, who: process.env.P, prefill: d.prefill_tps, decode: d.decode_tps }) + "\n");
+      console.log(`round ${process.env.R} ${("moescope " + process.env.P).padEnd(15)} prefill ${d.prefill_tps.toFixed(1)} tok/s  decode ${d.decode_tps.toFixed(1)} tok/s  (${(100 * d.bw_fraction).toFixed(0)} % of ${d.read_bw_gbs.toFixed(1)} GB/s)`);'
   done
 done
+# Medians over the rounds, and the medians of each round's own ratio to llama.cpp: the machines are
+# shared, and a ratio within a round is steadier than one of medians taken minutes apart.
+LOG=$LOG node -e '
+  const runs = require("fs").readFileSync(process.env.LOG, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const median = (a) => { const s = [...a].sort((x, y) => x - y), m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+  const of = (who, k) => runs.filter((r) => r.who === who).map((r) => r[k]);
+  const ratio = (who, k) => median(runs.filter((r) => r.who === who).map((r) => r[k] / runs.find((l) => l.who === "llama.cpp" && l.round === r.round)[k]));
+  for (const k of ["prefill", "decode"]) {
+    const cells = ["exact", "fast"].map((p) => `${p} ${median(of(p, k)).toFixed(1)} (${ratio(p, k).toFixed(2)}x)`);
+    console.log(`median ${k.padEnd(7)} llama.cpp ${median(of("llama.cpp", k)).toFixed(1)}  moescope ${cells.join("  ")} tok/s`);
+  }'
