@@ -147,9 +147,10 @@ float q4_0_row(const block_q4_0* w, const Q8ActRow& a, int64_t nb) {
 // lanes) is turned to float once and multiplied by sc * d_y of its sub-block (kept in memory and
 // broadcast by the load port, not a shuffle); the block scale d multiplies the block's sum, and the
 // mins term dmin * sum_s m_s * (d_y sum(y))_s is one vector product, subtracted from the same
-// accumulator. One row at a time: decode streams its weights from memory, and tiles of 4 rows that
-// share the activation loads, 1.2-1.3x faster from L2, were no faster from memory (one stream and
-// the prefetch ahead keep more lines in flight; tests/ops/kernel-ab.js decode measures both cases).
+// accumulator. One row at a time: tiles of 2 and 4 rows sharing the activation loads were no
+// faster, from L2 or from memory (tests/ops/kernel-ab.js decode, measured again once this kernel's
+// prefetch really compiled). Decode is bound by walking the weights more than by this arithmetic
+// (BENCHMARKS.md, run H).
 template <bool FIVE_BITS>
 MQ_INLINE float kquant_row(const kquant_block<FIVE_BITS>* b, const Q8ActRow& a, int64_t nb) {
   const __m256i ones = _mm256_set1_epi16(1);
