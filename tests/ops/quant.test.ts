@@ -397,11 +397,11 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       }
     });
   }
-  // Prefill's kernel (K-quants): rows prepared a chunk at a time (32 rows of 256 fit its L1 budget,
-  // so 37 rows take two chunks), tiles of 2 rows x 2 tokens with odd leftovers of each.
+  // The kernel for a few tokens (K-quants): rows prepared a chunk at a time (32 rows of 256 fit its L1
+  // budget, so 37 rows take two chunks), tiles of 2 rows x 2 tokens with odd leftovers of each.
   const GEMM: [string, number][] = [["Q4_K", Q4_K], ["Q5_K", Q5_K], ["Q6_K", Q6_K]];
   for (const [name, type] of GEMM) {
-    it(`${name}: the prefill kernel equals the portable fast dot, row by row and token by token`, () => {
+    it(`${name}: the kernel for a few tokens equals the portable fast dot, row by row and token by token`, () => {
       const r = rng(6300 + type);
       for (const [n, rows, ntok] of [[256, 37, 5], [2048, 3, 9], [512, 2, 1], [256, 1, 2]]) {
         const w = native._quantize(type, new Float32Array(n * rows).map(() => 0.02 * r.normal()));
@@ -422,9 +422,77 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       }
     });
   }
-  it("has a prefill kernel only for the K-quants, and says so", () => {
-    const xq = native._quantizeQ8Act(new Float32Array(64));
-    expect(() => native._gemmQ8Act(Q8_0, Buffer.alloc(68), xq, 64, 1)).toThrow(/Q8_0 has no int8-activation fast mode prefill kernel/);
+  // The fast mode's prefill kernel (K-quants): activations rounded per 256 (_quantizeQ8K), weights in
+  // panels of 16 rows, tiles of 4 tokens; 37 rows are two panels and a partial one, 9 tokens two tiles
+  // and one left over, 130 tokens more than one call of matmul.cpp's 128-token tile.
+  // The reference is float64 over the dequantised weights and the dequantised int8 activations: what
+  // the kernel must compute, up to float32 rounding.
+  const q8kRows = (buf: Buffer, n: number, ntok: number) => {
+    const ld = n + (n / 256) * 4 + (n / 16) * 2;
+    return Array.from({ length: ntok }, (_, t) => {
+      const o = buf.byteOffset + t * ld;
+      const qs = new Int8Array(buf.buffer, o, n);
+      const d = new Float32Array(buf.buffer.slice(o + n, o + n + (n / 256) * 4));
+      const bsums = new Int16Array(buf.buffer.slice(o + n + (n / 256) * 4, o + ld));
+      return { qs, d, bsums };
+    });
+  };
+  for (const [name, type] of GEMM) {
+    it(`${name}: the prefill kernel equals float64 over its dequantised inputs, row by row and token by token`, () => {
+      const r = rng(6300 + type);
+      for (const [n, rows, ntok] of [[256, 37, 9], [2048, 3, 5], [512, 17, 130], [256, 1, 2]]) {
+        const w = native._quantize(type, new Float32Array(n * rows).map(() => 0.02 * r.normal()));
+        // Blocks of very different magnitudes, as real activations have.
+        const x = new Float32Array(n * ntok).map((_, i) => f(r.normal() * ((i >> 5) % 3 === 0 ? 8 : 0.1)));
+        const xq: Buffer = native._quantizeQ8K(x, n);
+        const ys = q8kRows(xq, n, ntok);
+        const got: Float32Array = native._gemmQ8K(type, w, xq, n, ntok, rows);
+        const stride = w.length / rows;
+        for (let i = 0; i < rows; i++) {
+          const wr = dequantRef(type, w.subarray(i * stride, (i + 1) * stride), n);
+          for (let t = 0; t < ntok; t++) {
+            let want = 0, rss = 0;
+            for (let j = 0; j < n; j++) {
+              const y = ys[t].qs[j] * ys[t].d[j >> 8];
+              want += wr[j] * y;
+              rss += (wr[j] * y) ** 2;
+            }
+            expect(Math.abs(got[t * rows + i] - want) / Math.sqrt(rss), `${name} n=${n} row ${i} token ${t}`).toBeLessThan(1e-5);
+          }
+        }
+      }
+    });
+  }
+  it("has the kernels for a few and for many tokens only for the K-quants, and says so", () => {
+    const xq = native._quantizeQ8K(new Float32Array(256));
+    expect(() => native._gemmQ8K(Q8_0, Buffer.alloc(272), xq, 256, 1)).toThrow(/Q8_0 has no int8-activation fast mode prefill kernel/);
+    expect(() => native._gemmQ8Act(Q8_0, Buffer.alloc(68), native._quantizeQ8Act(new Float32Array(64)), 64, 1)).toThrow(
+      /Q8_0 has no int8-activation fast mode kernel for a few tokens/);
+    expect(() => native._quantizeQ8K(new Float32Array(96))).toThrow(/not rows of a multiple of 256/);
+  });
+  it("quantises the prefill kernel's activations as specified: one scale amax/127 per 256, integer 16-sums", () => {
+    // A JS model of quantize_q8k (float32 arithmetic via Math.fround) against the addon's bytes; a
+    // block of zeros, one with ties (x * id landing on .5) and one of mixed magnitudes.
+    const r = rng(6210), n = 768;
+    const x = new Float32Array(n).map((_, i) => (i < 256 ? 0 : i < 512 ? (i % 7) * 0.5 - 1.5 : f(r.normal() * 10 ** ((i >> 5) % 8 - 4))));
+    x[300] = 127; // the tie block: amax 127 gives id 1, and the halves round to even
+    const [y] = q8kRows(native._quantizeQ8K(x, n), n, 1);
+    const rint = (v: number) => { const fl0 = Math.floor(v), diff = v - fl0; return diff > 0.5 || (diff === 0.5 && fl0 % 2 !== 0) ? fl0 + 1 : fl0; };
+    for (let b = 0; b < n / 256; b++) {
+      let amax = 0;
+      for (let j = 0; j < 256; j++) amax = Math.max(amax, Math.abs(x[256 * b + j]));
+      const d = Math.fround(amax / 127), id = d ? Math.fround(1 / d) : 0;
+      expect(y.d[b], `block ${b} scale`).toBe(d);
+      for (let h = 0; h < 16; h++) {
+        let sum = 0;
+        for (let j = 16 * h; j < 16 * h + 16; j++) {
+          const q = rint(Math.fround(x[256 * b + j] * id));
+          expect(y.qs[256 * b + j], `block ${b} element ${j}`).toBe(q);
+          sum += q;
+        }
+        expect(y.bsums[16 * b + h], `block ${b} sum ${h}`).toBe(sum);
+      }
+    }
   });
   it("quantises activations as specified: scale amax/127, nearest-even rounding, float sums", () => {
     // A JS model of quantize_q8act (float32 arithmetic via Math.fround) against the addon's bytes;

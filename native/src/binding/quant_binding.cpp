@@ -12,7 +12,10 @@
 //                                            registry's; nrows consecutive weight rows, output [t * nrows + r])
 //   _dotQ8ActScalar(typeId, Buffer wRow, Buffer xq, n, ntok) -> Float32Array(ntok)  (fast mode, portable)
 //   _gemmQ8Act(typeId, Buffer w, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode's
-//                                            prefill kernel; throws for types without one)
+//                                            kernel for a few tokens; throws for types without one)
+//   _quantizeQ8K(Float32Array x[, n]) -> Buffer  (the prefill kernel's activations: rows of n % 256 == 0)
+//   _gemmQ8K(typeId, Buffer w, Buffer xqk, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode's
+//                                            prefill kernel, against _quantizeQ8K rows; throws for types without one)
 // x holds ntok rows of n floats back to back. Every size is checked before native code reads
 // memory: a wrong length throws, it never reads past a buffer.
 #include <algorithm>
@@ -135,7 +138,9 @@ Napi::Value DotRows(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value QuantizeQ8Act(const Napi::CallbackInfo& info) {
+// Rows of n activations -> one quantised row each, by QUANTIZE into ROW_BYTES(n) bytes; n % MULTIPLE == 0.
+Napi::Value QuantizeRows(const Napi::CallbackInfo& info, int64_t multiple, size_t (*row_bytes_of)(int64_t),
+                         void (*quantize)(const float*, int64_t, void*)) {
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw_js(env, "QUANT_BAD_ARGUMENT", "values must be a Float32Array");
@@ -146,15 +151,18 @@ Napi::Value QuantizeQ8Act(const Napi::CallbackInfo& info) {
     if (!info[1].IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "n must be a number");
     n = info[1].As<Napi::Number>().Int64Value();
   }
-  if (n <= 0 || n % 32 != 0 || total % n != 0)
-    throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("%lld values are not rows of a multiple of 32 (n = %lld)", (long long)total, (long long)n));
-  const size_t ld = q8act_row_bytes(n);
+  if (n <= 0 || n % multiple != 0 || total % n != 0)
+    throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("%lld values are not rows of a multiple of %lld (n = %lld)", (long long)total,
+                                               (long long)multiple, (long long)n));
+  const size_t ld = row_bytes_of(n);
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, ld * (size_t)(total / n));
-  for (int64_t t = 0; t < total / n; ++t) quantize_q8act(x.Data() + t * n, n, out.Data() + t * ld);
+  for (int64_t t = 0; t < total / n; ++t) quantize(x.Data() + t * n, n, out.Data() + t * ld);
   return out;
 }
+Napi::Value QuantizeQ8Act(const Napi::CallbackInfo& info) { return QuantizeRows(info, 32, q8act_row_bytes, quantize_q8act); }
+Napi::Value QuantizeQ8K(const Napi::CallbackInfo& info) { return QuantizeRows(info, 256, q8k_row_bytes, quantize_q8k); }
 
-enum class Q8ActKernel { Dot, Portable, Gemm };
+enum class Q8ActKernel { Dot, Portable, Gemm, GemmQ8K };
 
 Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
   Napi::Env env = info.Env();
@@ -175,16 +183,20 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
   const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
   quant::DotQ8ActFn dot = which == Q8ActKernel::Portable ? quant::scalar_dot_q8act(id)
                           : which == Q8ActKernel::Gemm   ? tt.gemm_q8act
+                          : which == Q8ActKernel::GemmQ8K ? tt.gemm_q8k
                                                          : tt.dot_q8act;
   if (!dot || n % 32 != 0)
     throw_js(env, "QUANT_UNSUPPORTED_TYPE", strfmt("weight type %s has no int8-activation fast mode%s", tt.name,
-                                                   which == Q8ActKernel::Gemm ? " prefill kernel" : ""));
-  if (!info[2].IsBuffer()) throw_js(env, "QUANT_BAD_ARGUMENT", "xq must be a Buffer from _quantizeQ8Act");
+                                                   which == Q8ActKernel::GemmQ8K ? " prefill kernel"
+                                                   : which == Q8ActKernel::Gemm  ? " kernel for a few tokens" : ""));
+  const bool q8k = which == Q8ActKernel::GemmQ8K;
+  if (!info[2].IsBuffer())
+    throw_js(env, "QUANT_BAD_ARGUMENT", q8k ? "xq must be a Buffer from _quantizeQ8K" : "xq must be a Buffer from _quantizeQ8Act");
   Napi::Buffer<uint8_t> xq = info[2].As<Napi::Buffer<uint8_t>>();
   if (!info[4].IsNumber()) throw_js(env, "QUANT_BAD_ARGUMENT", "ntok must be a number");
   const int64_t ntok = info[4].As<Napi::Number>().Int64Value();
   if (ntok < 1 || ntok > (1 << 20)) throw_js(env, "QUANT_BAD_ARGUMENT", "ntok must be at least 1");
-  const size_t ld = q8act_row_bytes(n);
+  const size_t ld = q8k ? q8k_row_bytes(n) : q8act_row_bytes(n);
   if (xq.Length() < ld * (size_t)ntok)
     throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("xq must hold %lld rows of %zu bytes", (long long)ntok, ld));
   Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)(ntok * nrows));
@@ -195,6 +207,7 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
 Napi::Value DotQ8Act(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Dot); }
 Napi::Value DotQ8ActScalar(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Portable); }
 Napi::Value GemmQ8Act(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Gemm); }
+Napi::Value GemmQ8K(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::GemmQ8K); }
 
 Napi::Value Dot(const Napi::CallbackInfo& info) { return DotWith(info, false); }
 Napi::Value DotScalar(const Napi::CallbackInfo& info) { return DotWith(info, true); }
@@ -241,6 +254,8 @@ void register_quant(Napi::Env env, Napi::Object exports) {
   exports.Set("_dotQ8Act", Napi::Function::New(env, DotQ8Act, "_dotQ8Act"));
   exports.Set("_dotQ8ActScalar", Napi::Function::New(env, DotQ8ActScalar, "_dotQ8ActScalar"));
   exports.Set("_gemmQ8Act", Napi::Function::New(env, GemmQ8Act, "_gemmQ8Act"));
+  exports.Set("_gemmQ8K", Napi::Function::New(env, GemmQ8K, "_gemmQ8K"));
+  exports.Set("_quantizeQ8K", Napi::Function::New(env, QuantizeQ8K, "_quantizeQ8K"));
   exports.Set("dotKernel", Napi::String::New(env, dot_kernel_name()));
 }
 

@@ -14,27 +14,26 @@ namespace {
 // Tokens per weight pass: the weight block is decoded once per tile; the tile's activations stay in L2.
 constexpr int64_t kTokenTile = 128;
 
-// The fast mode's int8 kernels: dot_q8act dots each weight row with one token at a time (decode),
-// gemm_q8act (K-quants) unpacks each weight block once for all the tokens. On one core the gemm
-// overtakes the dot at about 4 tokens (dot time / gemm time, `node tests/ops/kernel-ab.js gemm
-// Q4_K,Q6_K 1024 4096 NTOK build/Release/moescope.node`: 0.47-0.58 at 1 token, 0.86-1.11 at 3,
-// 0.94-1.25 at 4, 1.2-1.6 at 8), but in the whole model 4-token products were better off with the
-// dot (scout-mid Q4_K_M fast, 64-token prefill, in-process A/B both orders: 3-5 % slower with the
-// gemm from 4). Types without a gemm_q8act (Q8_0, Q4_0) use int8 only up to 4 tokens: beyond, their
-// exact panel kernels are the faster ones (fast/exact time, one core, 1024 x 1024: Q8_0 0.96 at 4
-// tokens, 1.20 at 6).
-constexpr int64_t kDotMaxTokens = 4;
-// From 16 tokens on, the exact panels are as fast as the gemm or faster (since the block formats'
-// panels sum without span sums; gemm / exact time, one core, 1024 x 512 rows, `kernel-ab.js gemm`:
-// 1.14-1.25 at 8 tokens, 0.97-1.03 at 16, 0.87-0.90 at 32, 0.80-0.86 at 128), and they are exact.
-constexpr int64_t kGemmMaxTokens = 15;
+// The fast mode's int8 kernels, by the number of activation rows T. Decode steps and the smallest
+// expert batches use dot_q8act, one weight row against one token at a time; a few more tokens of
+// K-quant weights, gemm_q8act, which unpacks each weight block once for them; both against
+// activations rounded per 32 values (quantize_q8act). Longer products of K-quant weights use
+// gemm_q8k, which rearranges each 16-row weight block once for all the tokens and wants activations
+// rounded per 256, as llama.cpp's are (quantize_q8k: its int32 sums over a whole block are what make
+// it faster than the exact panels, BENCHMARKS.md). Other types (Q8_0, Q4_0) use int8 only up to 4
+// tokens: beyond, their exact panel kernels are the faster ones (fast/exact time, one core,
+// 1024 x 1024: Q8_0 0.96 at 4 tokens, 1.20 at 6). Each kernel's time against the int8 dot's, one
+// core, 1024 x 256 rows (`node tests/ops/kernel-ab.js gemm|gemmk Q4_K,Q6_K 1024 256 NTOK`, Q4_K / Q6_K):
+// gemm_q8act 1.37 / 1.48 faster at 8 tokens, 1.34 / 1.33 at 12, 1.34 / 1.42 at 14, 1.37 / 1.75 at 16;
+// gemm_q8k 1.03 / 1.13, 1.16 / 1.33, 1.51 / 1.92, 1.68 / 1.92.
+constexpr int64_t kDotMaxTokens = 4, kGemmQ8ActMaxTokens = 12;
 
 // The int8 kernel for a product of T activation rows, or nullptr for the exact kernels.
 using Int8Kernel = decltype(TypeTraits::dot_q8act);
 Int8Kernel int8_kernel(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
-  if (precision != Precision::Fast || W.n_in % 32 != 0 || T > kGemmMaxTokens) return nullptr;
+  if (precision != Precision::Fast || W.n_in % 32 != 0) return nullptr;
   if (T <= kDotMaxTokens) return tt.dot_q8act;
-  return tt.gemm_q8act;
+  return T <= kGemmQ8ActMaxTokens ? tt.gemm_q8act : tt.gemm_q8k;
 }
 
 // The kernels prefetch ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a piece
@@ -50,7 +49,7 @@ inline void prefetch_start(const uint8_t* w, size_t bytes) {
 // as one range [0, sum of n_out), so that one parallel_for (one wake-up, one wait) serves them all. A
 // piece of the range that straddles two matrices is cut in two; each output row is computed by the
 // same kernel whatever piece it falls in, so the results do not depend on the grouping, bit for bit.
-// The matrices take either all int8 kernels or all exact ones (op_matmul_group sees to it).
+// The matrices take the same kernel family, exact, int8 dot or int8 gemm (op_matmul_group sees to it).
 void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const float* x, int64_t ldx, int64_t T,
                       Precision precision) {
   const TypeTraits* tts[kMaxMatOuts];
@@ -63,7 +62,8 @@ void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const fl
   }
   const bool int8 = kernels[0] != nullptr;
   const int64_t n_in = outs[0].W->n_in;
-  const size_t ldq = q8act_row_bytes(n_in);
+  const bool per256 = int8 && kernels[0] == tts[0]->gemm_q8k;  // the same for all (op_matmul_group)
+  const size_t ldq = per256 ? q8k_row_bytes(n_in) : q8act_row_bytes(n_in);
   uint8_t* xq = nullptr;
   if (int8) {
     // Kept per calling thread (no allocation per decoded token). The workers must see this thread's
@@ -71,7 +71,13 @@ void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const fl
     thread_local std::vector<uint8_t> xq_buf;
     xq_buf.resize((size_t)T * ldq);
     xq = xq_buf.data();
-    for (int64_t t = 0; t < T; t++) quantize_q8act(x + t * ldx, n_in, xq + t * ldq);
+    if (per256) {  // a prompt's worth of rows: on the pool
+      pool.parallel_for(T, 8, [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; t++) quantize_q8k(x + t * ldx, n_in, xq + t * ldq);
+      });
+    } else {
+      for (int64_t t = 0; t < T; t++) quantize_q8act(x + t * ldx, n_in, xq + t * ldq);
+    }
   }
   // Rows in groups of 16 keep each thread's writes apart (no false sharing on y).
   pool.parallel_for(start[n_outs], 16, [&](int64_t g0, int64_t g1, int) {
@@ -128,13 +134,17 @@ void op_matmul_group(ThreadPool& pool, std::initializer_list<MatOut> outs, const
   if (T <= 0) return;
   MOESCOPE_CHECK(outs.size() >= 1 && outs.size() <= (size_t)kMaxMatOuts, "INTERNAL", "op_matmul_group takes 1 to %d matrices", kMaxMatOuts);
   const Mat& first = *outs.begin()->W;
-  const bool int8 = int8_kernel(first, computable(first), T, precision) != nullptr;
+  // 0: exact, 1: int8 dot (activations per 32), 2: int8 gemm (activations per 256).
+  const auto family = [&](const Mat& W) {
+    const TypeTraits& tt = computable(W);
+    const Int8Kernel k = int8_kernel(W, tt, T, precision);
+    return k == nullptr ? 0 : k == tt.gemm_q8k ? 2 : 1;
+  };
   // One range when every matrix is out-major, reads the same input width and takes the same kernel
-  // family (int8 or exact); otherwise each matrix goes on its own.
+  // family (so one quantised copy of the activations serves all); otherwise each matrix goes on its own.
+  const int fam = family(first);
   bool together = true;
-  for (const MatOut& o : outs)
-    together = together && !o.W->in_major && o.W->n_in == first.n_in &&
-               (int8_kernel(*o.W, computable(*o.W), T, precision) != nullptr) == int8;
+  for (const MatOut& o : outs) together = together && !o.W->in_major && o.W->n_in == first.n_in && family(*o.W) == fam;
   if (together) return matmul_out_major(pool, outs.begin(), (int)outs.size(), x, ldx, T, precision);
   for (const MatOut& o : outs) op_matmul(pool, *o.W, x, ldx, T, o.y, o.ldy, precision);
 }

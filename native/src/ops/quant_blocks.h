@@ -62,6 +62,27 @@ inline Q8ActRow q8act_row(const void* p, int64_t n) {
   const float* d = (const float*)(qs + n);
   return {qs, d, d + n / 32, d + 2 * (n / 32)};
 }
+// The fast-mode prefill's activation row (n % 256 == 0) as quantize_q8k writes it: one scale per 256
+// values, as llama.cpp's Q8_K, and the integer sum of every 16 (the weights' offset terms).
+struct Q8KRow {
+  const int8_t* qs;      // n values; value i = qs[i] * d[i / 256]
+  const float* d;        // n / 256
+  const int16_t* bsums;  // n / 16
+};
+struct Q8KRowOut {
+  int8_t* qs;
+  float* d;
+  int16_t* bsums;
+};
+inline Q8KRowOut q8k_row_out(void* p, int64_t n) {
+  int8_t* qs = (int8_t*)p;
+  float* d = (float*)(qs + n);
+  return {qs, d, (int16_t*)(d + n / 256)};
+}
+inline Q8KRow q8k_row(const void* p, int64_t n) {
+  const Q8KRowOut o = q8k_row_out(const_cast<void*>(p), n);
+  return {o.qs, o.d, o.bsums};
+}
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must match ggml");
 static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must match ggml");
 static_assert(sizeof(block_q4_K) == 144, "block_q4_K must match ggml");
@@ -178,6 +199,7 @@ using DotQ8ActFn = void (*)(const void* w, size_t row_stride, int64_t nrows, con
 DotQ8ActFn scalar_dot_q8act(uint32_t type_id);  // quant_q8act.cpp
 DotQ8ActFn avx2_dot_q8act(uint32_t type_id);
 DotQ8ActFn avx2_gemm_q8act(uint32_t type_id);  // quant_q8act_gemm.cpp; K-quants only
+DotQ8ActFn avx2_gemm_q8k(uint32_t type_id);    // quant_q8k_gemm.cpp; K-quants only
 bool avx2_available();
 
 }  // namespace moescope::quant

@@ -1,6 +1,7 @@
-// The opt-in fast mode's prefill: K-quant weights (Q4_K, Q5_K, Q6_K) times many int8 activation
-// rows (quantize_q8act). NOT exact, like every fast-mode kernel; it computes what dot_q8act computes,
-// up to float32 rounding.
+// The opt-in fast mode's products of a few tokens (matmul.cpp: 5 to 12): K-quant weights (Q4_K, Q5_K,
+// Q6_K) times int8 activation rows with a scale per 32 (quantize_q8act). NOT exact, like every
+// fast-mode kernel; it computes what dot_q8act computes, up to float32 rounding. Longer products go
+// to gemm_q8k (quant_q8k_gemm.cpp), which needs a scale per 256 but is faster from about 13 tokens.
 //
 // Why it is faster than the exact panel kernels: those spend 4 FMAs (8 multiply-adds each) on 32
 // weights times one token; here it is maddubs (32 byte products, summed in pairs), madd (by the

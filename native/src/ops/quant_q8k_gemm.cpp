@@ -1,0 +1,315 @@
+// The opt-in fast mode's prefill: K-quant weights (Q4_K, Q5_K, Q6_K) times many activation rows (from
+// 13: matmul.cpp), rounded to int8 with one scale per 256 values (quantize_q8k: llama.cpp's Q8_K). NOT
+// exact, like every fast-mode kernel, and coarser than the decode steps' int8 (one scale per 32,
+// quantize_q8act): here the coarser scale is what makes the kernel fast, there it would not be
+// (decode is bound by reading the weights).
+//
+// Shape: outputs are vectors of 8 weight rows, as in a float GEMM's register tile, and the
+// multiply-add is AVX2's int8 one: each 32-bit lane holds 4 consecutive quants of one row, the
+// token's 4 int8 activations at those k are broadcast, and maddubs (byte products summed in pairs)
+// then madd (times the weights' integer scale of those k) give 32 multiply-adds in two
+// instructions, against the 8 of one float FMA. With one activation scale per 256, a whole K-quant
+// block sums in int32; one float step per block applies d * d_y and the offset term (the K-quants'
+// mins, Q6_K's -32), itself summed in integers from the activation's 16-sums.
+//
+// The weights of a 16-row panel are rearranged one 256-block at a time (PanelBlock: the quants as
+// bytes in 8 rows x 4 k lanes, the scale words, the offset words, two float factors: 5 KB, in L1),
+// then every token of the call runs against it in tiles of 16 rows x 4 tokens.
+//
+// Measured (BENCHMARKS.md, "Exact by default, fast by choice"): the same kernel with one float step
+// per 32-element sub-block (the decode steps' activation format) ran 0.93-1.06x the exact float
+// panels; with one per block, 1.03x at 8 tokens, 1.10x at 32 and 1.41x at 128.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "ops/quant_blocks.h"
+
+namespace moescope::quant {
+
+using QuantizeFn = void (*)(const float* x, int64_t n, void* dst);
+
+// Rounding to nearest even (lrintf in the default mode), as the AVX2 twin's cvtps does.
+static void quantize_q8k_portable(const float* x, int64_t n, void* dst) {
+  const Q8KRowOut o = q8k_row_out(dst, n);
+  for (int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
+    float amax = 0.0f;
+    for (int j = 0; j < QK_K; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int h = 0; h < QK_K / 16; ++h) {
+      int sum = 0;
+      for (int j = 16 * h; j < 16 * h + 16; ++j) {
+        const int q = (int)std::lrintf(x[j] * id);
+        o.qs[QK_K * b + j] = (int8_t)q;
+        sum += q;
+      }
+      o.bsums[16 * b + h] = (int16_t)sum;
+    }
+    o.d[b] = d;
+  }
+}
+
+}  // namespace moescope::quant
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+#include "ops/quant_avx2_unpack.h"
+
+namespace moescope::quant {
+namespace {
+
+// quantize_q8k_portable, 32 values at a time: the same bytes (the same float division for the
+// scale, the same nearest-even rounding).
+void quantize_q8k_avx2(const float* x, int64_t n, void* dst) {
+  const Q8KRowOut o = q8k_row_out(dst, n);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < QK_K; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    const float d = amax / 127.0f;
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    for (int i = 0; i < QK_K; i += 32) {
+      __m256i q[4];
+      for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), id));
+      // Pack to bytes; packs works within 128-bit lanes, the permute puts the 8 dwords back in order.
+      const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+      _mm256_storeu_si256((__m256i*)(o.qs + QK_K * b + i), _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+      // The two 16-sums: 32-bit lanes of q[0]+q[1] (elements 0-15) and q[2]+q[3] (16-31).
+      const __m256i h = _mm256_hadd_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+      const __m128i h2 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+      o.bsums[16 * b + i / 16] = (int16_t)(_mm_extract_epi32(h2, 0) + _mm_extract_epi32(h2, 1));
+      o.bsums[16 * b + i / 16 + 1] = (int16_t)(_mm_extract_epi32(h2, 2) + _mm_extract_epi32(h2, 3));
+    }
+    o.d[b] = d;
+  }
+}
+
+// The tile's loops over its rows and tokens must vanish, or its accumulator arrays live in memory.
+#define MQ_UNROLL _Pragma("GCC unroll 8")
+
+constexpr int PANEL = 16;  // weight rows per panel: two vectors of 8
+constexpr int TILE_TOKENS = 4;
+
+// One 256-block of a 16-row panel, as the tile reads it. value(row, k) = d * w * q - doff * ow, with
+// q the unsigned quant and w, ow the integer scale and offset of k's 16-element half:
+// Q4_K/Q5_K w = sc, ow = m, doff = dmin; Q6_K w = ow = sc, doff = 32 d (the -32 of every quant).
+struct alignas(32) PanelBlock {
+  __m256i q[8][8][2];  // [32-element sub-block][group of 4 k][row vector]: 8 rows x 4 quants (bytes)
+  __m256i w[16][2];    // [16-half][row vector]: the half's scale as both words of each lane
+  __m256i ow[8][2];    // [pair of halves][row vector]: the two halves' offsets as the lane's two words
+  __m256 d[2];         // [row vector]
+  __m256 doff[2];
+};
+
+// What a type's row gives before the rearrangement.
+struct RowBlock {
+  __m256i q[8];     // sub-block j's 32 unsigned quants, in k order
+  int16_t w[16];
+  int16_t ow[16];
+  float d, doff;
+};
+
+template <bool FIVE_BITS>
+MQ_INLINE void row_kquant(const kquant_block<FIVE_BITS>& b, RowBlock& r) {
+  alignas(16) uint8_t sm[16];
+  unpack_scales_k4(b.scales, sm);
+  const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)kquant_qh(b)) : _mm256_setzero_si256();
+  for (int i = 0; i < 4; ++i) kquant_unsigned<FIVE_BITS>(b.qs, qh, i, &r.q[2 * i], &r.q[2 * i + 1]);
+  for (int j = 0; j < 8; ++j) {
+    r.w[2 * j] = r.w[2 * j + 1] = sm[j];
+    r.ow[2 * j] = r.ow[2 * j + 1] = sm[8 + j];
+  }
+  r.d = _cvtsh_ss(b.d);
+  r.doff = _cvtsh_ss(b.dmin);
+}
+void row_q4_K(const uint8_t* blk, RowBlock& r) { row_kquant<false>(*(const block_q4_K*)blk, r); }
+void row_q5_K(const uint8_t* blk, RowBlock& r) { row_kquant<true>(*(const block_q5_K*)blk, r); }
+
+void row_q6_K(const uint8_t* blk, RowBlock& r) {
+  const block_q6_K& b = *(const block_q6_K*)blk;
+  for (int h = 0; h < 2; ++h) q6k_unsigned(b, h, r.q + 4 * h);  // sub-block 4h + g: elements 128h + 32g ..
+  for (int i = 0; i < 16; ++i) r.w[i] = r.ow[i] = b.scales[i];
+  r.d = _cvtsh_ss(b.d);
+  r.doff = 32.0f * r.d;
+}
+
+// 8 rows' 32-byte vectors -> 8 vectors of (8 rows x 4 bytes), one per group of 4 k: the 8 x 8
+// transpose of 32-bit elements.
+MQ_INLINE void transpose8x32(const __m256i* rows, __m256i* out) {
+  __m256 r[8], t[8], s[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_castsi256_ps(rows[i]);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i + 0] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int j = 0; j < 4; ++j) {
+    out[j] = _mm256_castps_si256(_mm256_permute2f128_ps(s[j], s[j + 4], 0x20));
+    out[j + 4] = _mm256_castps_si256(_mm256_permute2f128_ps(s[j], s[j + 4], 0x31));
+  }
+}
+
+// Block k of rows [0, prow) of the panel (absent rows are zeros) into pb.
+template <void (*ROW)(const uint8_t*, RowBlock&), size_t BLOCK_BYTES>
+MQ_INLINE void prepare(const uint8_t* w, size_t row_stride, int prow, int64_t k, PanelBlock& pb) {
+  RowBlock rb[PANEL];
+  alignas(32) uint32_t wl[16][PANEL], owl[8][PANEL];
+  alignas(32) float d[PANEL], doff[PANEL];
+  for (int r = 0; r < PANEL; ++r) {
+    if (r < prow) ROW(w + (size_t)r * row_stride + (size_t)k * BLOCK_BYTES, rb[r]);
+    else memset(&rb[r], 0, sizeof(rb[r]));
+    for (int i = 0; i < 16; ++i) wl[i][r] = (uint32_t)(uint16_t)rb[r].w[i] * 0x10001u;
+    for (int i = 0; i < 8; ++i) owl[i][r] = (uint32_t)(uint16_t)rb[r].ow[2 * i] | ((uint32_t)(uint16_t)rb[r].ow[2 * i + 1] << 16);
+    d[r] = rb[r].d;
+    doff[r] = rb[r].doff;
+  }
+  for (int v = 0; v < 2; ++v) {
+    for (int j = 0; j < 8; ++j) {
+      __m256i rows[8];
+      for (int i = 0; i < 8; ++i) rows[i] = rb[8 * v + i].q[j];
+      __m256i g[8];
+      transpose8x32(rows, g);
+      for (int i = 0; i < 8; ++i) pb.q[j][i][v] = g[i];
+    }
+    for (int i = 0; i < 16; ++i) pb.w[i][v] = _mm256_load_si256((const __m256i*)&wl[i][8 * v]);
+    for (int i = 0; i < 8; ++i) pb.ow[i][v] = _mm256_load_si256((const __m256i*)&owl[i][8 * v]);
+    pb.d[v] = _mm256_load_ps(&d[8 * v]);
+    pb.doff[v] = _mm256_load_ps(&doff[8 * v]);
+  }
+}
+
+// acc[t][v] += block k of the panel times activation rows a[0..T).
+template <int T>
+void tile(const PanelBlock& pb, const Q8KRow* a, int64_t k, __m256 (*acc)[2]) {
+  __m256i s[T][2];
+  MQ_UNROLL for (int t = 0; t < T; ++t) s[t][0] = s[t][1] = _mm256_setzero_si256();
+  for (int j = 0; j < 8; ++j) {
+#pragma GCC unroll 2
+    for (int g = 0; g < 8; ++g) {
+      // 8 accumulators, 2 quant vectors, the activations and 2 products in registers; the scale
+      // words are madd's memory operand (held in registers too, they pushed accumulators to the stack).
+      __m256i q0 = _mm256_load_si256(&pb.q[j][g][0]), q1 = _mm256_load_si256(&pb.q[j][g][1]);
+      __asm__("" : "+x"(q0), "+x"(q1));
+      const __m256i* w = pb.w[2 * j + g / 4];
+      MQ_UNROLL for (int t = 0; t < T; ++t) {
+        int32_t y4;
+        memcpy(&y4, a[t].qs + QK_K * k + 32 * j + 4 * g, 4);
+        const __m256i y = _mm256_set1_epi32(y4);
+        s[t][0] = _mm256_add_epi32(s[t][0], _mm256_madd_epi16(_mm256_maddubs_epi16(q0, y), _mm256_load_si256(w)));
+        s[t][1] = _mm256_add_epi32(s[t][1], _mm256_madd_epi16(_mm256_maddubs_epi16(q1, y), _mm256_load_si256(w + 1)));
+      }
+    }
+  }
+  MQ_UNROLL for (int t = 0; t < T; ++t) {
+    const __m256 dy = _mm256_broadcast_ss(a[t].d + k);
+    MQ_UNROLL for (int v = 0; v < 2; ++v) {
+      // The offset term in integers: sum over the 16 halves of ow * (sum of the half's activations).
+      __m256i o = _mm256_setzero_si256();
+      for (int i = 0; i < 8; ++i) {
+        int32_t b2;
+        memcpy(&b2, a[t].bsums + 16 * k + 2 * i, 4);
+        o = _mm256_add_epi32(o, _mm256_madd_epi16(pb.ow[i][v], _mm256_set1_epi32(b2)));
+      }
+      const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t][v]), _mm256_mul_ps(pb.d[v], dy), acc[t][v]);
+      acc[t][v] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(o), _mm256_mul_ps(pb.doff[v], dy), f);
+    }
+  }
+}
+
+template <void (*ROW)(const uint8_t*, RowBlock&), size_t BLOCK_BYTES>
+void gemm_q8k_avx2(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
+                   float* out, int64_t ldo) {
+  constexpr int kMaxTokens = 128;  // matmul.cpp's token tile: callers give at most this many at once
+  const int64_t nb = n / QK_K;
+  PanelBlock pb;
+  __m256 acc[kMaxTokens][2];
+  Q8KRow a[kMaxTokens];
+  for (int t0 = 0; t0 < ntok; t0 += kMaxTokens) {
+    const int nt = ntok - t0 < kMaxTokens ? ntok - t0 : kMaxTokens;
+    for (int t = 0; t < nt; ++t) a[t] = q8k_row((const uint8_t*)xq + (size_t)(t0 + t) * ldxq, n);
+    for (int64_t r0 = 0; r0 < nrows; r0 += PANEL) {
+      const int prow = (int)(nrows - r0 < PANEL ? nrows - r0 : PANEL);
+      for (int t = 0; t < nt; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+      for (int64_t k = 0; k < nb; ++k) {
+        prepare<ROW, BLOCK_BYTES>((const uint8_t*)w + (size_t)r0 * row_stride, row_stride, prow, k, pb);
+        int t = 0;
+        for (; t + TILE_TOKENS <= nt; t += TILE_TOKENS) tile<TILE_TOKENS>(pb, a + t, k, acc + t);
+        switch (nt - t) {
+          case 3: tile<3>(pb, a + t, k, acc + t); break;
+          case 2: tile<2>(pb, a + t, k, acc + t); break;
+          case 1: tile<1>(pb, a + t, k, acc + t); break;
+          default: break;
+        }
+      }
+      for (int t = 0; t < nt; ++t) {
+        float* o = out + (int64_t)(t0 + t) * ldo + r0;
+        if (prow == PANEL) {  // (a copy loop here compiled to rep movsq: 14 % of the kernel)
+          _mm256_storeu_ps(o, acc[t][0]);
+          _mm256_storeu_ps(o + 8, acc[t][1]);
+        } else {
+          alignas(32) float v[PANEL];
+          _mm256_store_ps(v, acc[t][0]);
+          _mm256_store_ps(v + 8, acc[t][1]);
+          for (int r = 0; r < prow; ++r) o[r] = v[r];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moescope::quant
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+namespace moescope::quant {
+static QuantizeFn avx2_quantize_q8k() { return avx2_available() ? quantize_q8k_avx2 : nullptr; }
+
+DotQ8ActFn avx2_gemm_q8k(uint32_t type_id) {
+  if (!avx2_available()) return nullptr;
+  switch ((GgmlType)type_id) {
+    case GgmlType::Q4_K: return gemm_q8k_avx2<row_q4_K, sizeof(block_q4_K)>;
+    case GgmlType::Q5_K: return gemm_q8k_avx2<row_q5_K, sizeof(block_q5_K)>;
+    case GgmlType::Q6_K: return gemm_q8k_avx2<row_q6_K, sizeof(block_q6_K)>;
+    default: return nullptr;
+  }
+}
+}  // namespace moescope::quant
+
+#else
+
+namespace moescope::quant {
+static QuantizeFn avx2_quantize_q8k() { return nullptr; }
+DotQ8ActFn avx2_gemm_q8k(uint32_t) { return nullptr; }
+}  // namespace moescope::quant
+
+#endif
+
+namespace moescope {
+void quantize_q8k(const float* x, int64_t n, void* dst) {
+  static const quant::QuantizeFn impl = quant::avx2_quantize_q8k() ? quant::avx2_quantize_q8k() : quant::quantize_q8k_portable;
+  impl(x, n, dst);
+}
+}  // namespace moescope
