@@ -68,11 +68,12 @@ export interface RunOptions {
   captureBudgetBytes?: number;
   /**
    * "exact" (default): float32 activations. "fast": quantized weights are multiplied with activations
-   * rounded to int8 per 32 values, as llama.cpp does, where that is faster: products of at most 4
-   * tokens (decode steps, experts that get few of a prompt's tokens), and for the K-quants (Q4_K,
-   * Q5_K, Q6_K) of up to 15; longer products are faster exact.
-   * About 1e-3 relative error per matmul, enough to flip routing decisions and generated tokens (see
-   * BENCHMARKS.md). Routers and float weights always stay exact.
+   * rounded to int8, where that is faster: per 32 values in products of at most 4 tokens (decode
+   * steps, experts that get few of a prompt's tokens) and, for the K-quants (Q4_K, Q5_K, Q6_K), of up
+   * to 12; per 256 values, as llama.cpp does, in the K-quants' longer products (prompts). Q8_0 and
+   * Q4_0 products of more than 4 tokens are faster exact. About 1e-3 relative error per matmul, and
+   * prompts as far from float64 as llama.cpp's: enough to flip routing decisions and generated
+   * tokens (see BENCHMARKS.md). Routers and float weights always stay exact.
    */
   precision?: "exact" | "fast";
   /**
