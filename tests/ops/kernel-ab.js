@@ -4,21 +4,19 @@
 //        matrices of ROWS x N cycled: set ROWS * NMAT large to read from memory, small to stay in L2)
 //   node tests/ops/kernel-ab.js exact   TYPES N ROWS NMAT a.node b.node ...  (the same, exact GEMV)
 //   node tests/ops/kernel-ab.js prefill TYPES N ROWS NTOK a.node b.node ...  (exact dot_rows, NTOK tokens)
-//   node tests/ops/kernel-ab.js gemm    TYPES N ROWS NTOK a.node b.node ...  (the fast mode's kernel for a few
-//        tokens, gemm_q8act, and interleaved with it, from the same build, the exact dot_rows and the int8
-//        dot that decode uses: gemm against each within each build)
-//   node tests/ops/kernel-ab.js gemmk   TYPES N ROWS NTOK a.node b.node ...  (the same for the fast mode's
-//        prefill kernel, gemm_q8k, against activations rounded per 256)
+//   node tests/ops/kernel-ab.js gemm    TYPES N ROWS NTOK a.node b.node ...  (the fast mode's prefill kernel,
+//        gemm_q8k, against activations rounded per 256; builds before ef2f47d: gemm_q8act, per 32; and
+//        interleaved with it, from the same build, the exact dot_rows and the int8 dot that decode
+//        uses: gemm against each within each build)
 // TYPES: comma-separated, of F32 (exact and prefill only), Q8_0, Q4_0, Q4_K, Q5_K, Q6_K.
 "use strict";
 const path = require("path");
 
 const TYPES = { F32: 0, Q8_0: 8, Q4_0: 2, Q4_K: 12, Q5_K: 13, Q6_K: 14 };
 const [mode, types, n_, rows_, k_, ...files] = process.argv.slice(2);
-const gemmk = mode === "gemmk";
-const tokens = mode === "prefill" || mode === "gemm" || gemmk; // the last number is NTOK, not NMAT
-if (!["decode", "exact", "prefill", "gemm", "gemmk"].includes(mode) || files.length === 0)
-  throw new Error("usage: node tests/ops/kernel-ab.js decode|exact|prefill|gemm|gemmk TYPES N ROWS NMAT|NTOK a.node b.node ...");
+const tokens = mode === "prefill" || mode === "gemm"; // the last number is NTOK, not NMAT
+if (!["decode", "exact", "prefill", "gemm"].includes(mode) || files.length === 0)
+  throw new Error("usage: node tests/ops/kernel-ab.js decode|exact|prefill|gemm TYPES N ROWS NMAT|NTOK a.node b.node ...");
 const mods = files.map((f) => require(path.resolve(f)));
 const n = Number(n_), rows = Number(rows_), k = Number(k_);
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
@@ -31,8 +29,9 @@ for (const name of types.split(",")) {
   for (let i = 0; i < nmat; i++) one.copy(all, i * one.length);
   const mats = Array.from({ length: nmat }, (_, i) => all.subarray(i * one.length, (i + 1) * one.length));
   const x = new Float32Array(n * ntok).map(() => Math.random() - 0.5);
-  const xq = mode === "decode" || mode === "gemm" || gemmk ? mods.map((m) => m._quantizeQ8Act(x, n)) : [];
-  const xqk = gemmk ? mods.map((m) => m._quantizeQ8K(x, n)) : [];
+  const xq = mode === "decode" || mode === "gemm" ? mods.map((m) => m._quantizeQ8Act(x, n)) : [];
+  const xqk = mode === "gemm" ? mods.map((m, j) => (m._quantizeQ8K ? m._quantizeQ8K(x, n) : xq[j])) : [];
+  const gemm = (m, ...a) => (m._gemmQ8K ? m._gemmQ8K(...a) : m._gemmQ8Act(...a));
   const times = mods.map(() => []), exact = mods.map(() => []), dot = mods.map(() => []);
   const timed = (f) => { const t0 = process.hrtime.bigint(); f(); return Number(process.hrtime.bigint() - t0) / 1e9; };
   for (let b = 0; b < 15; b++)
@@ -40,12 +39,11 @@ for (const name of types.split(",")) {
       times[j].push(timed(() => {
         for (const w of mats) {
           if (mode === "decode") m._dotQ8Act(type, w, xq[j], n, 1, rows);
-          else if (mode === "gemm") m._gemmQ8Act(type, w, xq[j], n, ntok, rows);
-          else if (gemmk) m._gemmQ8K(type, w, xqk[j], n, ntok, rows);
+          else if (mode === "gemm") gemm(m, type, w, xqk[j], n, ntok, rows);
           else m._dotRows(type, w, x, n, ntok, rows);
         }
       }));
-      if (mode === "gemm" || gemmk) {
+      if (mode === "gemm") {
         exact[j].push(timed(() => m._dotRows(type, mats[0], x, n, ntok, rows)));
         dot[j].push(timed(() => m._dotQ8Act(type, mats[0], xq[j], n, ntok, rows)));
       }
@@ -54,6 +52,6 @@ for (const name of types.split(",")) {
     ? (s) => `${((2 * n * rows * ntok) / s / 1e9).toFixed(1)} GFLOP/s`
     : (s) => `${(all.length / s / 1e9).toFixed(2)} GB/s`;
   const ratio = (a, j) => (median(a[j]) / median(times[j])).toFixed(2);
-  const also = (j) => (mode === "gemm" || gemmk ? ` (exact ${unit(median(exact[j]))}: ${ratio(exact, j)}x; int8 dot ${unit(median(dot[j]))}: ${ratio(dot, j)}x)` : "");
+  const also = (j) => (mode === "gemm" ? ` (exact ${unit(median(exact[j]))}: ${ratio(exact, j)}x; int8 dot ${unit(median(dot[j]))}: ${ratio(dot, j)}x)` : "");
   console.log(`${mode} ${name} n=${n}: ` + files.map((f, j) => `${path.basename(f)} ${unit(median(times[j]))}${also(j)}`).join(" | "));
 }

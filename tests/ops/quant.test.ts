@@ -397,31 +397,6 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       }
     });
   }
-  // The kernel for a few tokens (K-quants): rows prepared a chunk at a time (32 rows of 256 fit its L1
-  // budget, so 37 rows take two chunks), tiles of 2 rows x 2 tokens with odd leftovers of each.
-  const GEMM: [string, number][] = [["Q4_K", Q4_K], ["Q5_K", Q5_K], ["Q6_K", Q6_K]];
-  for (const [name, type] of GEMM) {
-    it(`${name}: the kernel for a few tokens equals the portable fast dot, row by row and token by token`, () => {
-      const r = rng(6300 + type);
-      for (const [n, rows, ntok] of [[256, 37, 5], [2048, 3, 9], [512, 2, 1], [256, 1, 2]]) {
-        const w = native._quantize(type, new Float32Array(n * rows).map(() => 0.02 * r.normal()));
-        // Blocks of very different magnitudes, as real activations have.
-        const x = new Float32Array(n * ntok).map((_, i) => f(r.normal() * ((i >> 5) % 3 === 0 ? 8 : 0.1)));
-        const xq: Buffer = native._quantizeQ8Act(x, n);
-        const got: Float32Array = native._gemmQ8Act(type, w, xq, n, ntok, rows);
-        const stride = w.length / rows;
-        for (let i = 0; i < rows; i++) {
-          const want: Float32Array = native._dotQ8ActScalar(type, w.subarray(i * stride, (i + 1) * stride), xq, n, ntok);
-          const wr = dequantRef(type, w.subarray(i * stride, (i + 1) * stride), n);
-          for (let t = 0; t < ntok; t++) {
-            let rss = 0; // the float64 scale of the products, from the dequantised row and the exact x
-            for (let j = 0; j < n; j++) rss += (wr[j] * x[t * n + j]) ** 2;
-            expect(Math.abs(got[t * rows + i] - want[t]) / Math.sqrt(rss), `${name} n=${n} row ${i} token ${t}`).toBeLessThan(1e-5);
-          }
-        }
-      }
-    });
-  }
   // The fast mode's prefill kernel (K-quants): activations rounded per 256 (_quantizeQ8K), weights in
   // panels of 16 rows, tiles of 4 tokens; 37 rows are two panels and a partial one, 9 tokens two tiles
   // and one left over, 130 tokens more than one call of matmul.cpp's 128-token tile.
@@ -437,10 +412,11 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       return { qs, d, bsums };
     });
   };
+  const GEMM: [string, number][] = [["Q4_K", Q4_K], ["Q5_K", Q5_K], ["Q6_K", Q6_K]];
   for (const [name, type] of GEMM) {
     it(`${name}: the prefill kernel equals float64 over its dequantised inputs, row by row and token by token`, () => {
       const r = rng(6300 + type);
-      for (const [n, rows, ntok] of [[256, 37, 9], [2048, 3, 5], [512, 17, 130], [256, 1, 2]]) {
+      for (const [n, rows, ntok] of [[256, 37, 9], [2048, 3, 5], [512, 17, 130], [256, 1, 2], [768, 16, 3]]) {
         const w = native._quantize(type, new Float32Array(n * rows).map(() => 0.02 * r.normal()));
         // Blocks of very different magnitudes, as real activations have.
         const x = new Float32Array(n * ntok).map((_, i) => f(r.normal() * ((i >> 5) % 3 === 0 ? 8 : 0.1)));
@@ -463,11 +439,9 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       }
     });
   }
-  it("has the kernels for a few and for many tokens only for the K-quants, and says so", () => {
+  it("has a prefill kernel only for the K-quants, and says so", () => {
     const xq = native._quantizeQ8K(new Float32Array(256));
     expect(() => native._gemmQ8K(Q8_0, Buffer.alloc(272), xq, 256, 1)).toThrow(/Q8_0 has no int8-activation fast mode prefill kernel/);
-    expect(() => native._gemmQ8Act(Q8_0, Buffer.alloc(68), native._quantizeQ8Act(new Float32Array(64)), 64, 1)).toThrow(
-      /Q8_0 has no int8-activation fast mode kernel for a few tokens/);
     expect(() => native._quantizeQ8K(new Float32Array(96))).toThrow(/not rows of a multiple of 256/);
   });
   it("quantises the prefill kernel's activations as specified: one scale amax/127 per 256, integer 16-sums", () => {

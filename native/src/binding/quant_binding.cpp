@@ -11,8 +11,6 @@
 //   _dotQ8Act(typeId, Buffer wRow, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode,
 //                                            registry's; nrows consecutive weight rows, output [t * nrows + r])
 //   _dotQ8ActScalar(typeId, Buffer wRow, Buffer xq, n, ntok) -> Float32Array(ntok)  (fast mode, portable)
-//   _gemmQ8Act(typeId, Buffer w, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode's
-//                                            kernel for a few tokens; throws for types without one)
 //   _quantizeQ8K(Float32Array x[, n]) -> Buffer  (the prefill kernel's activations: rows of n % 256 == 0)
 //   _gemmQ8K(typeId, Buffer w, Buffer xqk, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode's
 //                                            prefill kernel, against _quantizeQ8K rows; throws for types without one)
@@ -162,7 +160,7 @@ Napi::Value QuantizeRows(const Napi::CallbackInfo& info, int64_t multiple, size_
 Napi::Value QuantizeQ8Act(const Napi::CallbackInfo& info) { return QuantizeRows(info, 32, q8act_row_bytes, quantize_q8act); }
 Napi::Value QuantizeQ8K(const Napi::CallbackInfo& info) { return QuantizeRows(info, 256, q8k_row_bytes, quantize_q8k); }
 
-enum class Q8ActKernel { Dot, Portable, Gemm, GemmQ8K };
+enum class Q8ActKernel { Dot, Portable, GemmQ8K };
 
 Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
   Napi::Env env = info.Env();
@@ -182,13 +180,11 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
                                                tt.name, (long long)n, stride * (size_t)nrows, w.Length()));
   const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
   quant::DotQ8ActFn dot = which == Q8ActKernel::Portable ? quant::scalar_dot_q8act(id)
-                          : which == Q8ActKernel::Gemm   ? tt.gemm_q8act
                           : which == Q8ActKernel::GemmQ8K ? tt.gemm_q8k
                                                          : tt.dot_q8act;
   if (!dot || n % 32 != 0)
     throw_js(env, "QUANT_UNSUPPORTED_TYPE", strfmt("weight type %s has no int8-activation fast mode%s", tt.name,
-                                                   which == Q8ActKernel::GemmQ8K ? " prefill kernel"
-                                                   : which == Q8ActKernel::Gemm  ? " kernel for a few tokens" : ""));
+                                                   which == Q8ActKernel::GemmQ8K ? " prefill kernel" : ""));
   const bool q8k = which == Q8ActKernel::GemmQ8K;
   if (!info[2].IsBuffer())
     throw_js(env, "QUANT_BAD_ARGUMENT", q8k ? "xq must be a Buffer from _quantizeQ8K" : "xq must be a Buffer from _quantizeQ8Act");
@@ -206,7 +202,6 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
 
 Napi::Value DotQ8Act(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Dot); }
 Napi::Value DotQ8ActScalar(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Portable); }
-Napi::Value GemmQ8Act(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Gemm); }
 Napi::Value GemmQ8K(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::GemmQ8K); }
 
 Napi::Value Dot(const Napi::CallbackInfo& info) { return DotWith(info, false); }
@@ -253,7 +248,6 @@ void register_quant(Napi::Env env, Napi::Object exports) {
   exports.Set("_quantizeQ8Act", Napi::Function::New(env, QuantizeQ8Act, "_quantizeQ8Act"));
   exports.Set("_dotQ8Act", Napi::Function::New(env, DotQ8Act, "_dotQ8Act"));
   exports.Set("_dotQ8ActScalar", Napi::Function::New(env, DotQ8ActScalar, "_dotQ8ActScalar"));
-  exports.Set("_gemmQ8Act", Napi::Function::New(env, GemmQ8Act, "_gemmQ8Act"));
   exports.Set("_gemmQ8K", Napi::Function::New(env, GemmQ8K, "_gemmQ8K"));
   exports.Set("_quantizeQ8K", Napi::Function::New(env, QuantizeQ8K, "_quantizeQ8K"));
   exports.Set("dotKernel", Napi::String::New(env, dot_kernel_name()));

@@ -14,26 +14,24 @@ namespace {
 // Tokens per weight pass: the weight block is decoded once per tile; the tile's activations stay in L2.
 constexpr int64_t kTokenTile = 128;
 
-// The fast mode's int8 kernels, by the number of activation rows T. Decode steps and the smallest
-// expert batches use dot_q8act, one weight row against one token at a time; a few more tokens of
-// K-quant weights, gemm_q8act, which unpacks each weight block once for them; both against
-// activations rounded per 32 values (quantize_q8act). Longer products of K-quant weights use
-// gemm_q8k, which rearranges each 16-row weight block once for all the tokens and wants activations
-// rounded per 256, as llama.cpp's are (quantize_q8k: its int32 sums over a whole block are what make
-// it faster than the exact panels, BENCHMARKS.md). Other types (Q8_0, Q4_0) use int8 only up to 4
-// tokens: beyond, their exact panel kernels are the faster ones (fast/exact time, one core,
-// 1024 x 1024: Q8_0 0.96 at 4 tokens, 1.20 at 6). Each kernel's time against the int8 dot's, one
-// core, 1024 x 256 rows (`node tests/ops/kernel-ab.js gemm|gemmk Q4_K,Q6_K 1024 256 NTOK`, Q4_K / Q6_K):
-// gemm_q8act 1.37 / 1.48 faster at 8 tokens, 1.34 / 1.33 at 12, 1.34 / 1.42 at 14, 1.37 / 1.75 at 16;
-// gemm_q8k 1.03 / 1.13, 1.16 / 1.33, 1.51 / 1.92, 1.68 / 1.92.
-constexpr int64_t kDotMaxTokens = 4, kGemmQ8ActMaxTokens = 12;
+// The fast mode's int8 kernels, by the number of activation rows T. Decode steps use dot_q8act, one
+// weight row against one token at a time, with activations rounded per 32 values (quantize_q8act).
+// Products of 3 or more tokens of K-quant weights use gemm_q8k, which rearranges each 16-row weight
+// block once for all the tokens and wants activations rounded per 256, as llama.cpp's are
+// (quantize_q8k: its int32 sums over a whole block are what make it fast; BENCHMARKS.md). Its time
+// against the dot's, one core, 1024 x 256 rows (`node tests/ops/kernel-ab.js gemm Q4_K,Q6_K 1024 256
+// NTOK`, Q4_K / Q6_K): 0.58 / 0.73 as fast at 1 token, 1.03 / 1.08 at 2, 1.22 / 1.25 at 3, 1.44 / 1.50
+// at 4, 1.95 / 2.07 at 8. Other types (Q8_0, Q4_0) use int8 only up to 4 tokens: beyond, their exact
+// panel kernels are the faster ones (fast/exact time, one core, 1024 x 1024: Q8_0 0.96 at 4 tokens,
+// 1.20 at 6).
+constexpr int64_t kDotMaxTokens = 4, kDotMaxTokensKQuant = 2;
 
 // The int8 kernel for a product of T activation rows, or nullptr for the exact kernels.
 using Int8Kernel = decltype(TypeTraits::dot_q8act);
 Int8Kernel int8_kernel(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
   if (precision != Precision::Fast || W.n_in % 32 != 0) return nullptr;
-  if (T <= kDotMaxTokens) return tt.dot_q8act;
-  return T <= kGemmQ8ActMaxTokens ? tt.gemm_q8act : tt.gemm_q8k;
+  if (tt.gemm_q8k) return T <= kDotMaxTokensKQuant ? tt.dot_q8act : tt.gemm_q8k;
+  return T <= kDotMaxTokens ? tt.dot_q8act : nullptr;
 }
 
 // The kernels prefetch ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a piece

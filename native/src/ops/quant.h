@@ -37,11 +37,6 @@ struct TypeTraits {
   // about 1e-3 relative error. nullptr for F32/F16/BF16 and unsupported types. n % 32 == 0.
   void (*dot_q8act)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
                     float* out, int64_t ldo);
-  // The same product for a few activation rows: each weight block is unpacked once per call and
-  // dotted with every token, 2 rows x 2 tokens at a time (quant_q8act_gemm.cpp). Differs from
-  // dot_q8act by float32 rounding only. nullptr except for the K-quants on AVX2.
-  void (*gemm_q8act)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
-                     float* out, int64_t ldo);
   // The fast mode's product for many activation rows (prefill), against rows from quantize_q8k (one
   // scale per 256, coarser than quantize_q8act's): each 16-row weight block is rearranged once per
   // call and run against every token (quant_q8k_gemm.cpp). nullptr except for the K-quants on AVX2.
@@ -51,7 +46,7 @@ struct TypeTraits {
 
 // Fast mode activations: n floats (n % 32 == 0) -> q8act_row_bytes(n) bytes: int8 values with a
 // float scale per 32, plus per-block sums (layout: quant_blocks.h, Q8ActRow). Quantise each
-// activation row once, then call dot_q8act or gemm_q8act for every weight row.
+// activation row once, then call dot_q8act for every weight row.
 inline size_t q8act_row_bytes(int64_t n) { return (size_t)n + (size_t)(n / 32) * 16; }
 void quantize_q8act(const float* x, int64_t n, void* dst);
 // The prefill kernel's activations (gemm_q8k): n % 256 == 0 floats -> int8 values with one float

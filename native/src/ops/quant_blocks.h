@@ -198,8 +198,7 @@ using DotQ8ActFn = void (*)(const void* w, size_t row_stride, int64_t nrows, con
                            int ntok, float* out, int64_t ldo);
 DotQ8ActFn scalar_dot_q8act(uint32_t type_id);  // quant_q8act.cpp
 DotQ8ActFn avx2_dot_q8act(uint32_t type_id);
-DotQ8ActFn avx2_gemm_q8act(uint32_t type_id);  // quant_q8act_gemm.cpp; K-quants only
-DotQ8ActFn avx2_gemm_q8k(uint32_t type_id);    // quant_q8k_gemm.cpp; K-quants only
+DotQ8ActFn avx2_gemm_q8k(uint32_t type_id);  // quant_q8k_gemm.cpp; K-quants only
 bool avx2_available();
 
 }  // namespace moescope::quant

@@ -1,5 +1,5 @@
-// The opt-in fast mode's prefill: K-quant weights (Q4_K, Q5_K, Q6_K) times many activation rows (from
-// 13: matmul.cpp), rounded to int8 with one scale per 256 values (quantize_q8k: llama.cpp's Q8_K). NOT
+// The opt-in fast mode's prefill: K-quant weights (Q4_K, Q5_K, Q6_K) times several activation rows
+// (3 or more: matmul.cpp), rounded to int8 with one scale per 256 values (quantize_q8k: llama.cpp's Q8_K). NOT
 // exact, like every fast-mode kernel, and coarser than the decode steps' int8 (one scale per 32,
 // quantize_q8act): here the coarser scale is what makes the kernel fast, there it would not be
 // (decode is bound by reading the weights).
@@ -18,7 +18,8 @@
 //
 // Measured (BENCHMARKS.md, "Exact by default, fast by choice"): the same kernel with one float step
 // per 32-element sub-block (the decode steps' activation format) ran 0.93-1.06x the exact float
-// panels; with one per block, 1.03x at 8 tokens, 1.10x at 32 and 1.41x at 128.
+// panels; with one per block it is 1.2-2.2x the int8 dot from 3 tokens on, and it replaced the
+// per-32 GEMM of 2 rows x 2 tokens that the fast mode used for 5-15 tokens before.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -116,9 +117,9 @@ struct alignas(32) PanelBlock {
 
 // What a type's row gives before the rearrangement.
 struct RowBlock {
-  __m256i q[8];     // sub-block j's 32 unsigned quants, in k order
-  int16_t w[16];
-  int16_t ow[16];
+  __m256i q[8];  // sub-block j's 32 unsigned quants, in k order
+  __m256i w;     // the 16 halves' scales, 16-bit words
+  __m256i ow;    // and their offsets
   float d, doff;
 };
 
@@ -128,10 +129,9 @@ MQ_INLINE void row_kquant(const kquant_block<FIVE_BITS>& b, RowBlock& r) {
   unpack_scales_k4(b.scales, sm);
   const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)kquant_qh(b)) : _mm256_setzero_si256();
   for (int i = 0; i < 4; ++i) kquant_unsigned<FIVE_BITS>(b.qs, qh, i, &r.q[2 * i], &r.q[2 * i + 1]);
-  for (int j = 0; j < 8; ++j) {
-    r.w[2 * j] = r.w[2 * j + 1] = sm[j];
-    r.ow[2 * j] = r.ow[2 * j + 1] = sm[8 + j];
-  }
+  const __m128i smv = _mm_load_si128((const __m128i*)sm);  // 8 scales, then 8 mins; each covers two halves
+  r.w = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(smv, smv));
+  r.ow = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv));
   r.d = _cvtsh_ss(b.d);
   r.doff = _cvtsh_ss(b.dmin);
 }
@@ -141,7 +141,7 @@ void row_q5_K(const uint8_t* blk, RowBlock& r) { row_kquant<true>(*(const block_
 void row_q6_K(const uint8_t* blk, RowBlock& r) {
   const block_q6_K& b = *(const block_q6_K*)blk;
   for (int h = 0; h < 2; ++h) q6k_unsigned(b, h, r.q + 4 * h);  // sub-block 4h + g: elements 128h + 32g ..
-  for (int i = 0; i < 16; ++i) r.w[i] = r.ow[i] = b.scales[i];
+  r.w = r.ow = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)b.scales));
   r.d = _cvtsh_ss(b.d);
   r.doff = 32.0f * r.d;
 }
@@ -150,47 +150,54 @@ void row_q6_K(const uint8_t* blk, RowBlock& r) {
 // transpose of 32-bit elements.
 MQ_INLINE void transpose8x32(const __m256i* rows, __m256i* out) {
   __m256 r[8], t[8], s[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_castsi256_ps(rows[i]);
-  for (int i = 0; i < 8; i += 2) {
+  MQ_UNROLL for (int i = 0; i < 8; ++i) r[i] = _mm256_castsi256_ps(rows[i]);
+  MQ_UNROLL for (int i = 0; i < 8; i += 2) {
     t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
   }
-  for (int i = 0; i < 8; i += 4) {
+  MQ_UNROLL for (int i = 0; i < 8; i += 4) {
     s[i + 0] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
     s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
     s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
     s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
   }
-  for (int j = 0; j < 4; ++j) {
+  MQ_UNROLL for (int j = 0; j < 4; ++j) {
     out[j] = _mm256_castps_si256(_mm256_permute2f128_ps(s[j], s[j + 4], 0x20));
     out[j + 4] = _mm256_castps_si256(_mm256_permute2f128_ps(s[j], s[j + 4], 0x31));
   }
 }
 
-// Block k of rows [0, prow) of the panel (absent rows are zeros) into pb.
+// Block k of rows [0, prow) of the panel (absent rows are zeros) into pb. Everything that goes from
+// rows to row vectors is an 8 x 8 transpose of 32-bit lanes: the quants (a lane is 4 k), the scale
+// words (a lane is one half's word twice) and the offset words (a lane is two halves' words).
 template <void (*ROW)(const uint8_t*, RowBlock&), size_t BLOCK_BYTES>
 MQ_INLINE void prepare(const uint8_t* w, size_t row_stride, int prow, int64_t k, PanelBlock& pb) {
   RowBlock rb[PANEL];
-  alignas(32) uint32_t wl[16][PANEL], owl[8][PANEL];
   alignas(32) float d[PANEL], doff[PANEL];
   for (int r = 0; r < PANEL; ++r) {
     if (r < prow) ROW(w + (size_t)r * row_stride + (size_t)k * BLOCK_BYTES, rb[r]);
     else memset(&rb[r], 0, sizeof(rb[r]));
-    for (int i = 0; i < 16; ++i) wl[i][r] = (uint32_t)(uint16_t)rb[r].w[i] * 0x10001u;
-    for (int i = 0; i < 8; ++i) owl[i][r] = (uint32_t)(uint16_t)rb[r].ow[2 * i] | ((uint32_t)(uint16_t)rb[r].ow[2 * i + 1] << 16);
     d[r] = rb[r].d;
     doff[r] = rb[r].doff;
   }
   for (int v = 0; v < 2; ++v) {
+    const RowBlock* b = rb + 8 * v;
+    __m256i in[8], out[8];
     for (int j = 0; j < 8; ++j) {
-      __m256i rows[8];
-      for (int i = 0; i < 8; ++i) rows[i] = rb[8 * v + i].q[j];
-      __m256i g[8];
-      transpose8x32(rows, g);
-      for (int i = 0; i < 8; ++i) pb.q[j][i][v] = g[i];
+      MQ_UNROLL for (int i = 0; i < 8; ++i) in[i] = b[i].q[j];
+      transpose8x32(in, out);
+      MQ_UNROLL for (int g = 0; g < 8; ++g) pb.q[j][g][v] = out[g];
     }
-    for (int i = 0; i < 16; ++i) pb.w[i][v] = _mm256_load_si256((const __m256i*)&wl[i][8 * v]);
-    for (int i = 0; i < 8; ++i) pb.ow[i][v] = _mm256_load_si256((const __m256i*)&owl[i][8 * v]);
+    // unpacklo/hi of the words with themselves: lanes hold halves 0-3 and 8-11, then 4-7 and 12-15.
+    MQ_UNROLL for (int i = 0; i < 8; ++i) in[i] = _mm256_unpacklo_epi16(b[i].w, b[i].w);
+    transpose8x32(in, out);
+    MQ_UNROLL for (int c = 0; c < 4; ++c) pb.w[c][v] = out[c], pb.w[8 + c][v] = out[4 + c];
+    MQ_UNROLL for (int i = 0; i < 8; ++i) in[i] = _mm256_unpackhi_epi16(b[i].w, b[i].w);
+    transpose8x32(in, out);
+    MQ_UNROLL for (int c = 0; c < 4; ++c) pb.w[4 + c][v] = out[c], pb.w[12 + c][v] = out[4 + c];
+    MQ_UNROLL for (int i = 0; i < 8; ++i) in[i] = b[i].ow;
+    transpose8x32(in, out);
+    MQ_UNROLL for (int p = 0; p < 8; ++p) pb.ow[p][v] = out[p];
     pb.d[v] = _mm256_load_ps(&d[8 * v]);
     pb.doff[v] = _mm256_load_ps(&doff[8 * v]);
   }
