@@ -13,7 +13,7 @@
 // mins, Q6_K's -32), itself summed in integers from the activation's 16-sums.
 //
 // The weights of a 16-row panel are rearranged one 256-block at a time (PanelBlock: the quants as
-// bytes in 8 rows x 4 k lanes, the scale words, the offset words, two float factors: 5 KB, in L1),
+// bytes in 8 rows x 4 k lanes, the scale words, the offset words, two float factors: 6 KB, in L1),
 // then every token of the call runs against it in tiles of 16 rows x 4 tokens.
 //
 // Measured (BENCHMARKS.md, "Exact by default, fast by choice"): the same kernel with one float step
