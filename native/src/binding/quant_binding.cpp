@@ -179,13 +179,11 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
     throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("%lld %s rows of %lld elements need %zu bytes, got %zu", (long long)nrows,
                                                tt.name, (long long)n, stride * (size_t)nrows, w.Length()));
   const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  quant::DotQ8ActFn dot = which == Q8ActKernel::Portable ? quant::scalar_dot_q8act(id)
-                          : which == Q8ActKernel::GemmQ8K ? tt.gemm_q8k
-                                                         : tt.dot_q8act;
+  const bool q8k = which == Q8ActKernel::GemmQ8K;  // activations from _quantizeQ8K, not _quantizeQ8Act
+  quant::DotQ8ActFn dot = which == Q8ActKernel::Portable ? quant::scalar_dot_q8act(id) : q8k ? tt.gemm_q8k : tt.dot_q8act;
   if (!dot || n % 32 != 0)
     throw_js(env, "QUANT_UNSUPPORTED_TYPE", strfmt("weight type %s has no int8-activation fast mode%s", tt.name,
-                                                   which == Q8ActKernel::GemmQ8K ? " prefill kernel" : ""));
-  const bool q8k = which == Q8ActKernel::GemmQ8K;
+                                                   q8k ? " prefill kernel" : ""));
   if (!info[2].IsBuffer())
     throw_js(env, "QUANT_BAD_ARGUMENT", q8k ? "xq must be a Buffer from _quantizeQ8K" : "xq must be a Buffer from _quantizeQ8Act");
   Napi::Buffer<uint8_t> xq = info[2].As<Napi::Buffer<uint8_t>>();

@@ -18,6 +18,27 @@ MQ_INLINE float hsum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+MQ_INLINE float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+// round_int8 (quant_blocks.h) for 32 values: x * inv rounded to nearest even (cvtps, the default
+// rounding) into 32 int8 at qs, and the integer sums of elements 0-15 and 16-31.
+MQ_INLINE void round32_int8(const float* x, __m256 inv, int8_t* qs, int sums16[2]) {
+  __m256i q[4];
+  for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), inv));
+  // Pack to bytes; packs works within 128-bit lanes, the permute puts the 8 dwords back in order.
+  const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+  _mm256_storeu_si256((__m256i*)qs, _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  // 32-bit lanes of q[0]+q[1] hold elements 0-15, of q[2]+q[3] elements 16-31.
+  const __m256i h = _mm256_hadd_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+  const __m128i h2 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  sums16[0] = _mm_extract_epi32(h2, 0) + _mm_extract_epi32(h2, 1);
+  sums16[1] = _mm_extract_epi32(h2, 2) + _mm_extract_epi32(h2, 3);
+}
+
 // Q4_K / Q5_K: bytes 32i..32i+31 of a block's qs hold sub-block 2i (low nibbles) and 2i+1 (high
 // nibbles); Q5_K's fifth bit of element l of sub-block s is bit s of qh[l] (qh: the block's 32 qh bytes).
 template <bool FIVE_BITS>

@@ -2,6 +2,7 @@
 // layouts, bit-exact, and the scalar helpers both kernel families share. The layouts are ggml's
 // (ggml-common.h); a GGUF file's tensor bytes are arrays of these structs, so sizes are asserted.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -83,6 +84,28 @@ inline Q8KRow q8k_row(const void* p, int64_t n) {
   const Q8KRowOut o = q8k_row_out(const_cast<void*>(p), n);
   return {o.qs, o.d, o.bsums};
 }
+// Activations to int8, as both fast-mode formats round them: scale amax/127 (a float division) over
+// the span the scale covers, values rounded to nearest even (lrintf in the default mode; the AVX2
+// twins' cvtps gives the same bytes). int8_scale returns the scale and its inverse (0 for an all-zero
+// span); round_int8 writes n values (n % 16 == 0) and the integer sum of every 16 of them.
+inline float int8_scale(float amax, float* inv) {
+  const float d = amax / 127.0f;
+  *inv = d != 0.0f ? 1.0f / d : 0.0f;
+  return d;
+}
+inline void round_int8(const float* x, int n, float inv, int8_t* qs, int* sums16) {
+  for (int h = 0; h < n / 16; ++h) {
+    int sum = 0;
+    for (int j = 16 * h; j < 16 * h + 16; ++j) {
+      const int q = (int)std::lrintf(x[j] * inv);
+      qs[j] = (int8_t)q;
+      sum += q;
+    }
+    sums16[h] = sum;
+  }
+}
+using QuantizeFn = void (*)(const float* x, int64_t n, void* dst);  // quantize_q8act, quantize_q8k
+
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 must match ggml");
 static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must match ggml");
 static_assert(sizeof(block_q4_K) == 144, "block_q4_K must match ggml");

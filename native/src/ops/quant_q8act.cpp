@@ -20,10 +20,6 @@
 
 namespace moescope::quant {
 
-using QuantizeQ8ActFn = void (*)(const float* x, int64_t n, void* dst);
-
-// Rounding to nearest even (lrintf in the default mode), as the AVX2 twin's cvtps does: both give
-// the same bytes.
 static void quantize_q8act_portable(const float* x, int64_t n, void* dst) {
   int8_t* qs = (int8_t*)dst;
   float* d = (float*)(qs + n);
@@ -31,14 +27,10 @@ static void quantize_q8act_portable(const float* x, int64_t n, void* dst) {
   for (int64_t k = 0; k < n / QK8_0; ++k, x += QK8_0, qs += QK8_0) {
     float amax = 0.0f;
     for (int j = 0; j < QK8_0; ++j) amax = std::fmax(amax, std::fabs(x[j]));
-    const float dk = amax / 127.0f;
-    const float id = dk != 0.0f ? 1.0f / dk : 0.0f;
-    int sum[2] = {0, 0};
-    for (int j = 0; j < QK8_0; ++j) {
-      const int q = (int)std::lrintf(x[j] * id);
-      qs[j] = (int8_t)q;
-      sum[j / 16] += q;
-    }
+    float id;
+    const float dk = int8_scale(amax, &id);
+    int sum[2];
+    round_int8(x, QK8_0, id, qs, sum);
     d[k] = dk;
     s32[k] = dk * (float)(sum[0] + sum[1]);
     s16[2 * k] = dk * (float)sum[0];
@@ -233,36 +225,23 @@ void dot_q8act_avx2(const void* w, size_t row_stride, int64_t nrows, const void*
   }
 }
 
-// quantize_q8act_portable, 32 values at a time: the same bytes and sums (the scale is the same
-// float division, the rounding the same nearest-even).
+// quantize_q8act_portable, 32 values at a time: the same bytes and sums.
 void quantize_q8act_avx2(const float* x, int64_t n, void* dst) {
   int8_t* qs = (int8_t*)dst;
   float* d = (float*)(qs + n);
   float *s32 = d + n / QK8_0, *s16 = d + 2 * (n / QK8_0);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int64_t k = 0; k < n / QK8_0; ++k, x += QK8_0, qs += QK8_0) {
-    __m256 v[4];
-    for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(x + 8 * i);
-    const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
-                                   _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
-    const float dk = amax / 127.0f;
-    const __m256 id = _mm256_set1_ps(dk != 0.0f ? 1.0f / dk : 0.0f);
-    __m256i q[4];
-    for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], id));
-    // Sums of each 16: 32-bit lanes of q[0]+q[1] (elements 0-15) and q[2]+q[3] (16-31).
-    const __m256i h = _mm256_hadd_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-    const __m128i h2 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-    const int sum0 = _mm_extract_epi32(h2, 0) + _mm_extract_epi32(h2, 1), sum1 = _mm_extract_epi32(h2, 2) + _mm_extract_epi32(h2, 3);
-    // Pack to bytes; packs works within 128-bit lanes, the permute puts the 8 dwords back in order.
-    const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-    _mm256_storeu_si256((__m256i*)qs, _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x)), _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8))),
+                                   _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 16)), _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 24))));
+    float id;
+    const float dk = int8_scale(hmax8(m), &id);
+    int sum[2];
+    round32_int8(x, _mm256_set1_ps(id), qs, sum);
     d[k] = dk;
-    s32[k] = dk * (float)(sum0 + sum1);
-    s16[2 * k] = dk * (float)sum0;
-    s16[2 * k + 1] = dk * (float)sum1;
+    s32[k] = dk * (float)(sum[0] + sum[1]);
+    s16[2 * k] = dk * (float)sum[0];
+    s16[2 * k + 1] = dk * (float)sum[1];
   }
 }
 
@@ -276,7 +255,7 @@ void quantize_q8act_avx2(const float* x, int64_t n, void* dst) {
 #endif
 
 namespace moescope::quant {
-static QuantizeQ8ActFn avx2_quantize_q8act() { return avx2_available() ? quantize_q8act_avx2 : nullptr; }
+static QuantizeFn avx2_quantize_q8act() { return avx2_available() ? quantize_q8act_avx2 : nullptr; }
 
 DotQ8ActFn avx2_dot_q8act(uint32_t type_id) {
   if (!avx2_available()) return nullptr;
@@ -294,7 +273,7 @@ DotQ8ActFn avx2_dot_q8act(uint32_t type_id) {
 #else
 
 namespace moescope::quant {
-static QuantizeQ8ActFn avx2_quantize_q8act() { return nullptr; }
+static QuantizeFn avx2_quantize_q8act() { return nullptr; }
 DotQ8ActFn avx2_dot_q8act(uint32_t) { return nullptr; }
 }  // namespace moescope::quant
 

@@ -29,26 +29,16 @@
 
 namespace moescope::quant {
 
-using QuantizeFn = void (*)(const float* x, int64_t n, void* dst);
-
-// Rounding to nearest even (lrintf in the default mode), as the AVX2 twin's cvtps does.
 static void quantize_q8k_portable(const float* x, int64_t n, void* dst) {
   const Q8KRowOut o = q8k_row_out(dst, n);
   for (int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
     float amax = 0.0f;
     for (int j = 0; j < QK_K; ++j) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (int h = 0; h < QK_K / 16; ++h) {
-      int sum = 0;
-      for (int j = 16 * h; j < 16 * h + 16; ++j) {
-        const int q = (int)std::lrintf(x[j] * id);
-        o.qs[QK_K * b + j] = (int8_t)q;
-        sum += q;
-      }
-      o.bsums[16 * b + h] = (int16_t)sum;
-    }
-    o.d[b] = d;
+    float id;
+    o.d[b] = int8_scale(amax, &id);
+    int sums[QK_K / 16];
+    round_int8(x, QK_K, id, o.qs + QK_K * b, sums);
+    for (int h = 0; h < QK_K / 16; ++h) o.bsums[16 * b + h] = (int16_t)sums[h];
   }
 }
 
@@ -69,32 +59,21 @@ static void quantize_q8k_portable(const float* x, int64_t n, void* dst) {
 namespace moescope::quant {
 namespace {
 
-// quantize_q8k_portable, 32 values at a time: the same bytes (the same float division for the
-// scale, the same nearest-even rounding).
+// quantize_q8k_portable, 32 values at a time: the same bytes and sums.
 void quantize_q8k_avx2(const float* x, int64_t n, void* dst) {
   const Q8KRowOut o = q8k_row_out(dst, n);
   const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
     __m256 m = _mm256_setzero_ps();
     for (int i = 0; i < QK_K; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
-    const float d = amax / 127.0f;
-    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    float id;
+    o.d[b] = int8_scale(hmax8(m), &id);
     for (int i = 0; i < QK_K; i += 32) {
-      __m256i q[4];
-      for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), id));
-      // Pack to bytes; packs works within 128-bit lanes, the permute puts the 8 dwords back in order.
-      const __m256i w = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-      _mm256_storeu_si256((__m256i*)(o.qs + QK_K * b + i), _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-      // The two 16-sums: 32-bit lanes of q[0]+q[1] (elements 0-15) and q[2]+q[3] (16-31).
-      const __m256i h = _mm256_hadd_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-      const __m128i h2 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-      o.bsums[16 * b + i / 16] = (int16_t)(_mm_extract_epi32(h2, 0) + _mm_extract_epi32(h2, 1));
-      o.bsums[16 * b + i / 16 + 1] = (int16_t)(_mm_extract_epi32(h2, 2) + _mm_extract_epi32(h2, 3));
+      int sums[2];
+      round32_int8(x + i, _mm256_set1_ps(id), o.qs + QK_K * b + i, sums);
+      o.bsums[16 * b + i / 16] = (int16_t)sums[0];
+      o.bsums[16 * b + i / 16 + 1] = (int16_t)sums[1];
     }
-    o.d[b] = d;
   }
 }
 
