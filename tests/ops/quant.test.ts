@@ -444,13 +444,19 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
     expect(() => native._gemmQ8K(Q8_0, Buffer.alloc(272), xq, 256, 1)).toThrow(/Q8_0 has no int8-activation fast mode prefill kernel/);
     expect(() => native._quantizeQ8K(new Float32Array(96))).toThrow(/not rows of a multiple of 256/);
   });
-  it("quantises the prefill kernel's activations as specified: one scale amax/127 per 256, integer 16-sums", () => {
+  // Each quantiser twice: the one the fast mode uses (AVX2 here) and the portable one that stands in
+  // for it on CPUs without AVX2, which would otherwise go untested on this machine.
+  const quantizers = (registry: string, portable: string) => [
+    ["registry's", (x: Float32Array, n: number): Buffer => native[registry](x, n)],
+    ["portable", (x: Float32Array, n: number): Buffer => native[portable](x, n)],
+  ] as const;
+  it.each(quantizers("_quantizeQ8K", "_quantizeQ8KScalar"))("quantises the prefill kernel's activations as specified (%s): one scale amax/127 per 256, integer 16-sums", (_, quantize) => {
     // A JS model of quantize_q8k (float32 arithmetic via Math.fround) against the addon's bytes; a
     // block of zeros, one with ties (x * id landing on .5) and one of mixed magnitudes.
     const r = rng(6210), n = 768;
     const x = new Float32Array(n).map((_, i) => (i < 256 ? 0 : i < 512 ? (i % 7) * 0.5 - 1.5 : f(r.normal() * 10 ** ((i >> 5) % 8 - 4))));
     x[300] = 127; // the tie block: amax 127 gives id 1, and the halves round to even
-    const [y] = q8kRows(native._quantizeQ8K(x, n), n, 1);
+    const [y] = q8kRows(quantize(x, n), n, 1);
     const rint = (v: number) => { const fl0 = Math.floor(v), diff = v - fl0; return diff > 0.5 || (diff === 0.5 && fl0 % 2 !== 0) ? fl0 + 1 : fl0; };
     for (let b = 0; b < n / 256; b++) {
       let amax = 0;
@@ -468,13 +474,13 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       }
     }
   });
-  it("quantises activations as specified: scale amax/127, nearest-even rounding, float sums", () => {
+  it.each(quantizers("_quantizeQ8Act", "_quantizeQ8ActScalar"))("quantises activations as specified (%s): scale amax/127, nearest-even rounding, float sums", (_, quantize) => {
     // A JS model of quantize_q8act (float32 arithmetic via Math.fround) against the addon's bytes;
     // blocks of zeros, of ties (x * id landing on .5) and of mixed magnitudes.
     const r = rng(6200), n = 256;
     const x = new Float32Array(n).map((_, i) => (i < 32 ? 0 : i < 64 ? (i % 7) * 0.5 - 1.5 : f(r.normal() * 10 ** ((i >> 5) - 4))));
     x[40] = 127; // a tie block: amax 127 gives id 1, and the halves round to even
-    const buf: Buffer = native._quantizeQ8Act(x, n);
+    const buf: Buffer = quantize(x, n);
     expect(buf.length).toBe(1.5 * n);
     const qs = new Int8Array(buf.buffer, buf.byteOffset, n);
     const fl = new Float32Array(buf.buffer.slice(buf.byteOffset + n, buf.byteOffset + 1.5 * n));
@@ -495,6 +501,16 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       expect(s16[2 * k + 1]).toBe(Math.fround(dk * sum[1]));
       expect(s32[k]).toBe(Math.fround(dk * (sum[0] + sum[1])));
     }
+  });
+  it("rounds activations to the same bytes with the AVX2 and the portable quantisers", () => {
+    // Many rows of many magnitudes (each 32-block its own decade, some blocks all zero, some with a
+    // single huge value), so that every path through the scale and rounding steps is taken.
+    const r = rng(6230), n = 4096, rows = 3;
+    const x = new Float32Array(n * rows).map((_, i) => ((i >> 5) % 11 === 3 ? 0 : f(r.normal() * 10 ** (((i >> 5) % 13) - 6))));
+    x[777] = 3e38;
+    x[5000] = -1e-30;
+    expect(native._quantizeQ8ActScalar(x, n).equals(native._quantizeQ8Act(x, n))).toBe(true);
+    expect(native._quantizeQ8KScalar(x, n).equals(native._quantizeQ8K(x, n))).toBe(true);
   });
   it("has no fast mode for float weights, and says so", () => {
     const xq = native._quantizeQ8Act(new Float32Array(64));

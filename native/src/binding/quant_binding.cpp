@@ -8,10 +8,12 @@
 //                                            (nrows consecutive rows through the registry's dot_rows)
 //   _quantize(typeId, Float32Array)         -> Buffer (64K values and more: on every core, same bytes)
 //   _quantizeQ8Act(Float32Array x[, n])     -> Buffer (fast-mode int8 activations of the rows of n, default one row)
+//   _quantizeQ8ActScalar(Float32Array x[, n]) -> Buffer (the same, by the portable quantiser)
 //   _dotQ8Act(typeId, Buffer wRow, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode,
 //                                            registry's; nrows consecutive weight rows, output [t * nrows + r])
 //   _dotQ8ActScalar(typeId, Buffer wRow, Buffer xq, n, ntok) -> Float32Array(ntok)  (fast mode, portable)
 //   _quantizeQ8K(Float32Array x[, n]) -> Buffer  (the prefill kernel's activations: rows of n % 256 == 0)
+//   _quantizeQ8KScalar(Float32Array x[, n]) -> Buffer  (the same, by the portable quantiser)
 //   _gemmQ8K(typeId, Buffer w, Buffer xqk, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode's
 //                                            prefill kernel, against _quantizeQ8K rows; throws for types without one)
 // x holds ntok rows of n floats back to back. Every size is checked before native code reads
@@ -159,6 +161,12 @@ Napi::Value QuantizeRows(const Napi::CallbackInfo& info, int64_t multiple, size_
 }
 Napi::Value QuantizeQ8Act(const Napi::CallbackInfo& info) { return QuantizeRows(info, 32, q8act_row_bytes, quantize_q8act); }
 Napi::Value QuantizeQ8K(const Napi::CallbackInfo& info) { return QuantizeRows(info, 256, q8k_row_bytes, quantize_q8k); }
+Napi::Value QuantizeQ8ActScalar(const Napi::CallbackInfo& info) {
+  return QuantizeRows(info, 32, q8act_row_bytes, quant::quantize_q8act_portable);
+}
+Napi::Value QuantizeQ8KScalar(const Napi::CallbackInfo& info) {
+  return QuantizeRows(info, 256, q8k_row_bytes, quant::quantize_q8k_portable);
+}
 
 enum class Q8ActKernel { Dot, Portable, GemmQ8K };
 
@@ -248,6 +256,8 @@ void register_quant(Napi::Env env, Napi::Object exports) {
   exports.Set("_dotQ8ActScalar", Napi::Function::New(env, DotQ8ActScalar, "_dotQ8ActScalar"));
   exports.Set("_gemmQ8K", Napi::Function::New(env, GemmQ8K, "_gemmQ8K"));
   exports.Set("_quantizeQ8K", Napi::Function::New(env, QuantizeQ8K, "_quantizeQ8K"));
+  exports.Set("_quantizeQ8ActScalar", Napi::Function::New(env, QuantizeQ8ActScalar, "_quantizeQ8ActScalar"));
+  exports.Set("_quantizeQ8KScalar", Napi::Function::New(env, QuantizeQ8KScalar, "_quantizeQ8KScalar"));
   exports.Set("dotKernel", Napi::String::New(env, dot_kernel_name()));
 }
 

@@ -220,6 +220,10 @@ DotRowsFn avx2_dot_rows(uint32_t type_id);
 using DotQ8ActFn = void (*)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n,
                            int ntok, float* out, int64_t ldo);
 DotQ8ActFn scalar_dot_q8act(uint32_t type_id);  // quant_q8act.cpp
+// The portable activation quantisers, which quantize_q8act / quantize_q8k use where AVX2 is missing
+// (named here so that tests on an AVX2 machine can check them against the AVX2 ones).
+void quantize_q8act_portable(const float* x, int64_t n, void* dst);  // quant_q8act.cpp
+void quantize_q8k_portable(const float* x, int64_t n, void* dst);    // quant_q8k_gemm.cpp
 DotQ8ActFn avx2_dot_q8act(uint32_t type_id);
 DotQ8ActFn avx2_gemm_q8k(uint32_t type_id);  // quant_q8k_gemm.cpp; K-quants only
 bool avx2_available();

@@ -20,7 +20,7 @@
 
 namespace moescope::quant {
 
-static void quantize_q8act_portable(const float* x, int64_t n, void* dst) {
+void quantize_q8act_portable(const float* x, int64_t n, void* dst) {
   int8_t* qs = (int8_t*)dst;
   float* d = (float*)(qs + n);
   float *s32 = d + n / QK8_0, *s16 = d + 2 * (n / QK8_0);
@@ -281,7 +281,7 @@ DotQ8ActFn avx2_dot_q8act(uint32_t) { return nullptr; }
 
 namespace moescope {
 void quantize_q8act(const float* x, int64_t n, void* dst) {
-  static void (*const impl)(const float*, int64_t, void*) = quant::avx2_quantize_q8act() ? quant::avx2_quantize_q8act() : quant::quantize_q8act_portable;
+  static const quant::QuantizeFn impl = quant::avx2_quantize_q8act() ? quant::avx2_quantize_q8act() : quant::quantize_q8act_portable;
   impl(x, n, dst);
 }
 }  // namespace moescope

@@ -29,7 +29,7 @@
 
 namespace moescope::quant {
 
-static void quantize_q8k_portable(const float* x, int64_t n, void* dst) {
+void quantize_q8k_portable(const float* x, int64_t n, void* dst) {
   const Q8KRowOut o = q8k_row_out(dst, n);
   for (int64_t b = 0; b < n / QK_K; ++b, x += QK_K) {
     float amax = 0.0f;
