@@ -26,12 +26,14 @@ constexpr int64_t kTokenTile = 128;
 // 1.20 at 6).
 constexpr int64_t kDotMaxTokens = 4, kDotMaxTokensKQuant = 2;
 
-// The int8 kernel for a product of T activation rows, or nullptr for the exact kernels.
-using Int8Kernel = decltype(TypeTraits::dot_q8act);
-Int8Kernel int8_kernel(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
-  if (precision != Precision::Fast || W.n_in % 32 != 0) return nullptr;
-  if (tt.gemm_q8k) return T <= kDotMaxTokensKQuant ? tt.dot_q8act : tt.gemm_q8k;
-  return T <= kDotMaxTokens ? tt.dot_q8act : nullptr;
+// Which kernels compute a product of T activation rows: the exact ones, the int8 dot (activations
+// rounded per 32) or the int8 GEMM (per 256). The matrices of one op_matmul_group range share one,
+// so that one rounded copy of the activations serves them all.
+enum class Family { Exact, Int8Dot, Int8Gemm };
+Family kernel_family(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
+  if (precision != Precision::Fast || W.n_in % 32 != 0 || !tt.dot_q8act) return Family::Exact;
+  if (tt.gemm_q8k) return T <= kDotMaxTokensKQuant ? Family::Int8Dot : Family::Int8Gemm;
+  return T <= kDotMaxTokens ? Family::Int8Dot : Family::Exact;
 }
 
 // The kernels prefetch ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a piece
@@ -51,16 +53,14 @@ inline void prefetch_start(const uint8_t* w, size_t bytes) {
 void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const float* x, int64_t ldx, int64_t T,
                       Precision precision) {
   const TypeTraits* tts[kMaxMatOuts];
-  Int8Kernel kernels[kMaxMatOuts];
   int64_t start[kMaxMatOuts + 1] = {0};
   for (int i = 0; i < n_outs; i++) {
     tts[i] = type_traits(outs[i].W->type);
-    kernels[i] = int8_kernel(*outs[i].W, *tts[i], T, precision);
     start[i + 1] = start[i] + outs[i].W->n_out;
   }
-  const bool int8 = kernels[0] != nullptr;
+  const Family family = kernel_family(*outs[0].W, *tts[0], T, precision);  // the same for all (op_matmul_group)
+  const bool int8 = family != Family::Exact, per256 = family == Family::Int8Gemm;
   const int64_t n_in = outs[0].W->n_in;
-  const bool per256 = int8 && kernels[0] == tts[0]->gemm_q8k;  // the same for all (op_matmul_group)
   const size_t ldq = per256 ? q8k_row_bytes(n_in) : q8act_row_bytes(n_in);
   uint8_t* xq = nullptr;
   if (int8) {
@@ -89,7 +89,7 @@ void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const fl
       float* y = outs[i].y + r0;
       for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
         const int nt = (int)std::min(kTokenTile, T - t0);
-        if (int8) kernels[i](w, W.stride, r1 - r0, xq + t0 * ldq, ldq, n_in, nt, y + t0 * ldy, ldy);
+        if (int8) (per256 ? tts[i]->gemm_q8k : tts[i]->dot_q8act)(w, W.stride, r1 - r0, xq + t0 * ldq, ldq, n_in, nt, y + t0 * ldy, ldy);
         else tts[i]->dot_rows(w, W.stride, r1 - r0, x + t0 * ldx, ldx, n_in, nt, y + t0 * ldy, ldy);
       }
     }
@@ -132,15 +132,10 @@ void op_matmul_group(ThreadPool& pool, std::initializer_list<MatOut> outs, const
   if (T <= 0) return;
   MOESCOPE_CHECK(outs.size() >= 1 && outs.size() <= (size_t)kMaxMatOuts, "INTERNAL", "op_matmul_group takes 1 to %d matrices", kMaxMatOuts);
   const Mat& first = *outs.begin()->W;
-  // 0: exact, 1: int8 dot (activations per 32), 2: int8 gemm (activations per 256).
-  const auto family = [&](const Mat& W) {
-    const TypeTraits& tt = computable(W);
-    const Int8Kernel k = int8_kernel(W, tt, T, precision);
-    return k == nullptr ? 0 : k == tt.gemm_q8k ? 2 : 1;
-  };
+  const auto family = [&](const Mat& W) { return kernel_family(W, computable(W), T, precision); };
   // One range when every matrix is out-major, reads the same input width and takes the same kernel
-  // family (so one quantised copy of the activations serves all); otherwise each matrix goes on its own.
-  const int fam = family(first);
+  // family; otherwise each matrix goes on its own.
+  const Family fam = family(first);
   bool together = true;
   for (const MatOut& o : outs) together = together && !o.W->in_major && o.W->n_in == first.n_in && family(*o.W) == fam;
   if (together) return matmul_out_major(pool, outs.begin(), (int)outs.size(), x, ldx, T, precision);
