@@ -1,8 +1,7 @@
 // AVX2 + FMA + F16C fused dot kernels, one per weight type, chosen at start-up by quant.cpp when
-// the CPU has all three features. The rest of the build is baseline x86-64, so only the functions
-// in this file are compiled for AVX2 (a target pragma, the per-function attribute applied to a
-// whole region, so helper templates inherit it too); nothing here may run before
-// avx2_available() said yes. On other architectures this file compiles to "not available".
+// the CPU has all three features. The rest of the build is baseline x86-64: only this file's
+// MS_AVX2_BEGIN .. MS_AVX2_END region (avx2_region.h) is compiled for AVX2, and nothing in it may
+// run before avx2_available() said yes. On other architectures this file compiles to "not available".
 //
 // Numerics: activations stay float32. Every product is a float32 multiply of an exactly decoded
 // quant by an activation, accumulated in float32 vectors; block scales (and K-quant mins) are
@@ -30,12 +29,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+#include "ops/avx2_region.h"
+
+MS_AVX2_BEGIN
 
 #include "ops/quant_avx2_unpack.h"
 
@@ -677,11 +673,7 @@ void dot_rows_elems(const void* w, size_t stride, int64_t nrows, const float* x,
 }  // namespace
 }  // namespace moescope::quant
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+MS_AVX2_END
 
 // Baseline code from here on: these run before anyone knows the CPU has AVX2.
 namespace moescope::quant {

@@ -1,7 +1,8 @@
 // The AVX2 pieces several weight-type kernels share: unpacking K-quant bytes into whole quants (the
 // exact kernels of quant_avx2.cpp, the fast mode's decode GEMVs in quant_q8act.cpp and its prefill
-// kernel in quant_q8act_gemm.cpp), and the horizontal sum. Include it only inside an AVX2 target region (`#pragma GCC target("avx2,fma,f16c")`), after
-// <immintrin.h>: its functions are compiled for AVX2 where they are inlined.
+// kernel in quant_q8k_gemm.cpp), the activation rounding, and horizontal sums and maxima. Include it
+// only between MS_AVX2_BEGIN and MS_AVX2_END (avx2_region.h): its functions are compiled for AVX2
+// where they are inlined.
 #pragma once
 #include <immintrin.h>
 

@@ -87,12 +87,9 @@ DotQ8ActFn scalar_dot_q8act(uint32_t type_id) {
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+#include "ops/avx2_region.h"
+
+MS_AVX2_BEGIN
 
 #include "ops/quant_avx2_unpack.h"
 
@@ -248,11 +245,7 @@ void quantize_q8act_avx2(const float* x, int64_t n, void* dst) {
 }  // namespace
 }  // namespace moescope::quant
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+MS_AVX2_END
 
 namespace moescope::quant {
 static QuantizeFn avx2_quantize_q8act() { return avx2_available() ? quantize_q8act_avx2 : nullptr; }

@@ -47,12 +47,9 @@ void quantize_q8k_portable(const float* x, int64_t n, void* dst) {
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+#include "ops/avx2_region.h"
+
+MS_AVX2_BEGIN
 
 #include "ops/quant_avx2_unpack.h"
 
@@ -264,11 +261,7 @@ void gemm_q8k_avx2(const void* w, size_t row_stride, int64_t nrows, const void* 
 }  // namespace
 }  // namespace moescope::quant
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+MS_AVX2_END
 
 namespace moescope::quant {
 static QuantizeFn avx2_quantize_q8k() { return avx2_available() ? quantize_q8k_avx2 : nullptr; }
