@@ -351,9 +351,10 @@ describe("quantisers", () => {
 
 describe("opt-in fast mode: int8 activations (not exact)", () => {
   // The activation rounding, not the arithmetic, sets the error: each 32-block of x is rounded to
-  // 1/254 of its largest value. Against the float64 dot that is about 1e-2 of the rss scale here;
-  // the AVX2 and portable kernels of the fast mode agree with each other to float32 rounding.
-  const FAST: [string, number][] = [["Q8_0", Q8_0], ["Q4_0", Q4_0], ["Q4_K", Q4_K], ["Q5_K", Q5_K], ["Q6_K", Q6_K]];
+  // 1/254 of its largest value (each 256-block, for the K-quants below). Against the float64 dot that
+  // is about 1e-2 of the rss scale here; the AVX2 and portable kernels of the fast mode agree with
+  // each other to float32 rounding. Q8_0 and Q4_0 take activations rounded per 32 (_dotQ8Act):
+  const FAST: [string, number][] = [["Q8_0", Q8_0], ["Q4_0", Q4_0]];
   for (const [name, type] of FAST) {
     it(`${name}: fast dot vs its portable twin and vs the exact dot`, () => {
       const r = rng(6000 + type);
@@ -363,7 +364,7 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
         for (const ntok of [1, 3]) {
           const x = new Float32Array(n * ntok).map(() => f(r.normal()));
           const xq: Buffer = native._quantizeQ8Act(x, n);
-          expect(xq.length).toBe(1.5 * n * ntok); // int8 values, then a scale and three sums per 32
+          expect(xq.length).toBe(1.25 * n * ntok); // int8 values, then a scale and a sum per 32
           const fast: Float32Array = native._dotQ8Act(type, row, xq, n, ntok);
           const portable: Float32Array = native._dotQ8ActScalar(type, row, xq, n, ntok);
           for (let t = 0; t < ntok; t++) {
@@ -397,9 +398,10 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       }
     });
   }
-  // The fast mode's prefill kernel (K-quants): activations rounded per 256 (_quantizeQ8K), weights in
-  // panels of 16 rows, tiles of 4 tokens; 37 rows are two panels and a partial one, 9 tokens two tiles
-  // and one left over, 130 tokens more than one call of matmul.cpp's 128-token tile.
+  // The K-quants' fast mode: activations rounded per 256 (_quantizeQ8K); 1-2 tokens dot row by row,
+  // more run against panels of 16 rows in tiles of 4 tokens: 37 rows are two panels and a partial
+  // one, 9 tokens two tiles and one left over, 130 tokens more than one call of matmul.cpp's
+  // 128-token tile.
   // The reference is float64 over the dequantised weights and the dequantised int8 activations: what
   // the kernel must compute, up to float32 rounding.
   const q8kRows = (buf: Buffer, n: number, ntok: number) => {
@@ -414,9 +416,9 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
   };
   const GEMM: [string, number][] = [["Q4_K", Q4_K], ["Q5_K", Q5_K], ["Q6_K", Q6_K]];
   for (const [name, type] of GEMM) {
-    it(`${name}: the prefill kernel equals float64 over its dequantised inputs, row by row and token by token`, () => {
+    it(`${name}: the fast kernel equals float64 over its dequantised inputs, row by row and token by token`, () => {
       const r = rng(6300 + type);
-      for (const [n, rows, ntok] of [[256, 37, 9], [2048, 3, 5], [512, 17, 130], [256, 1, 2], [768, 16, 3]]) {
+      for (const [n, rows, ntok] of [[256, 37, 9], [2048, 3, 5], [512, 17, 130], [256, 1, 2], [768, 16, 3], [1024, 5, 1]]) {
         const w = native._quantize(type, new Float32Array(n * rows).map(() => 0.02 * r.normal()));
         // Blocks of very different magnitudes, as real activations have.
         const x = new Float32Array(n * ntok).map((_, i) => f(r.normal() * ((i >> 5) % 3 === 0 ? 8 : 0.1)));
@@ -439,9 +441,39 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
       }
     });
   }
-  it("has a prefill kernel only for the K-quants, and says so", () => {
+  // The same kernel against its portable twin, from 1 token (decode steps: a GEMV per row) to
+  // tiles of several, 7 rows per call (a thread's run of rows), and against the exact dot.
+  for (const [name, type] of GEMM) {
+    it(`${name}: the fast kernel vs its portable twin and vs the exact dot, 1 to 6 tokens`, () => {
+      const r = rng(6400 + type), rows = 7;
+      for (const n of [256, 1024]) {
+        const w = native._quantize(type, new Float32Array(n * rows).map(() => 0.02 * r.normal()));
+        const stride = w.length / rows;
+        for (const ntok of [1, 2, 3, 6]) {
+          const x = new Float32Array(n * ntok).map(() => f(r.normal()));
+          const xq: Buffer = native._quantizeQ8K(x, n);
+          const fast: Float32Array = native._gemmQ8K(type, w, xq, n, ntok, rows);
+          const portable: Float32Array = native._gemmQ8KScalar(type, w, xq, n, ntok, rows);
+          for (let i = 0; i < rows; i++) {
+            const wr = dequantRef(type, w.subarray(i * stride, (i + 1) * stride), n);
+            for (let t = 0; t < ntok; t++) {
+              let ref = 0, rss = 0;
+              for (let j = 0; j < n; j++) { const p = wr[j] * x[t * n + j]; ref += p; rss += p * p; }
+              rss = Math.sqrt(rss);
+              const got = fast[t * rows + i], label = `${name} n=${n} ntok=${ntok} row ${i} token ${t}`;
+              expect(Math.abs(got - portable[t * rows + i]) / rss, label).toBeLessThan(1e-5);
+              expect(Math.abs(got - ref) / rss, label).toBeLessThan(5e-2);
+            }
+          }
+        }
+      }
+    });
+  }
+  it("rounds activations per 256 for the K-quants and per 32 for Q8_0 and Q4_0, and says which", () => {
     const xq = native._quantizeQ8K(new Float32Array(256));
-    expect(() => native._gemmQ8K(Q8_0, Buffer.alloc(272), xq, 256, 1)).toThrow(/Q8_0 has no int8-activation fast mode prefill kernel/);
+    expect(() => native._gemmQ8K(Q8_0, Buffer.alloc(272), xq, 256, 1)).toThrow(/Q8_0 has no int8-activation fast mode against per-256 activations/);
+    expect(() => native._dotQ8Act(Q4_K, Buffer.alloc(144), native._quantizeQ8Act(new Float32Array(256)), 256, 1)).toThrow(
+      /Q4_K has no int8-activation fast mode against per-32 activations/);
     expect(() => native._quantizeQ8K(new Float32Array(96))).toThrow(/not rows of a multiple of 256/);
   });
   // Each quantiser twice: the one the fast mode uses (AVX2 here) and the portable one that stands in
@@ -481,25 +513,23 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
     const x = new Float32Array(n).map((_, i) => (i < 32 ? 0 : i < 64 ? (i % 7) * 0.5 - 1.5 : f(r.normal() * 10 ** ((i >> 5) - 4))));
     x[40] = 127; // a tie block: amax 127 gives id 1, and the halves round to even
     const buf: Buffer = quantize(x, n);
-    expect(buf.length).toBe(1.5 * n);
+    expect(buf.length).toBe(1.25 * n);
     const qs = new Int8Array(buf.buffer, buf.byteOffset, n);
-    const fl = new Float32Array(buf.buffer.slice(buf.byteOffset + n, buf.byteOffset + 1.5 * n));
-    const nb = n / 32, d = fl.subarray(0, nb), s32 = fl.subarray(nb, 2 * nb), s16 = fl.subarray(2 * nb);
+    const fl = new Float32Array(buf.buffer.slice(buf.byteOffset + n, buf.byteOffset + 1.25 * n));
+    const nb = n / 32, d = fl.subarray(0, nb), s32 = fl.subarray(nb, 2 * nb);
     const rint = (v: number) => { const fl0 = Math.floor(v), diff = v - fl0; return diff > 0.5 || (diff === 0.5 && fl0 % 2 !== 0) ? fl0 + 1 : fl0; };
     for (let k = 0; k < nb; k++) {
       let amax = 0;
       for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[32 * k + j]));
       const dk = Math.fround(amax / 127), id = dk ? Math.fround(1 / dk) : 0;
       expect(d[k], `block ${k} scale`).toBe(dk);
-      const sum = [0, 0];
+      let sum = 0;
       for (let j = 0; j < 32; j++) {
         const q = rint(Math.fround(x[32 * k + j] * id));
         expect(qs[32 * k + j], `block ${k} element ${j}`).toBe(q);
-        sum[j >> 4] += q;
+        sum += q;
       }
-      expect(s16[2 * k]).toBe(Math.fround(dk * sum[0]));
-      expect(s16[2 * k + 1]).toBe(Math.fround(dk * sum[1]));
-      expect(s32[k]).toBe(Math.fround(dk * (sum[0] + sum[1])));
+      expect(s32[k]).toBe(Math.fround(dk * sum));
     }
   });
   it("rounds activations to the same bytes with the AVX2 and the portable quantisers", () => {

@@ -9,13 +9,14 @@
 //   _quantize(typeId, Float32Array)         -> Buffer (64K values and more: on every core, same bytes)
 //   _quantizeQ8Act(Float32Array x[, n])     -> Buffer (fast-mode int8 activations of the rows of n, default one row)
 //   _quantizeQ8ActScalar(Float32Array x[, n]) -> Buffer (the same, by the portable quantiser)
-//   _dotQ8Act(typeId, Buffer wRow, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode,
-//                                            registry's; nrows consecutive weight rows, output [t * nrows + r])
-//   _dotQ8ActScalar(typeId, Buffer wRow, Buffer xq, n, ntok) -> Float32Array(ntok)  (fast mode, portable)
+//   _dotQ8Act(typeId, Buffer wRow, Buffer xq, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode of
+//                                            Q8_0/Q4_0, registry's; nrows consecutive weight rows, output [t * nrows + r])
+//   _dotQ8ActScalar(typeId, Buffer wRow, Buffer xq, n, ntok) -> Float32Array(ntok)  (the same, portable)
 //   _quantizeQ8K(Float32Array x[, n]) -> Buffer  (the prefill kernel's activations: rows of n % 256 == 0)
 //   _quantizeQ8KScalar(Float32Array x[, n]) -> Buffer  (the same, by the portable quantiser)
-//   _gemmQ8K(typeId, Buffer w, Buffer xqk, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode's
-//                                            prefill kernel, against _quantizeQ8K rows; throws for types without one)
+//   _gemmQ8K(typeId, Buffer w, Buffer xqk, n, ntok[, nrows]) -> Float32Array(ntok * nrows)  (fast mode of the
+//                                            K-quants, against _quantizeQ8K rows; throws for other types)
+//   _gemmQ8KScalar(...)                     -> the same, portable
 // x holds ntok rows of n floats back to back. Every size is checked before native code reads
 // memory: a wrong length throws, it never reads past a buffer.
 #include <algorithm>
@@ -168,7 +169,7 @@ Napi::Value QuantizeQ8KScalar(const Napi::CallbackInfo& info) {
   return QuantizeRows(info, 256, q8k_row_bytes, quant::quantize_q8k_portable);
 }
 
-enum class Q8ActKernel { Dot, Portable, GemmQ8K };
+enum class Q8ActKernel { Dot, Portable, GemmQ8K, PortableQ8K };
 
 Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
   Napi::Env env = info.Env();
@@ -187,11 +188,14 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
     throw_js(env, "QUANT_BAD_ARGUMENT", strfmt("%lld %s rows of %lld elements need %zu bytes, got %zu", (long long)nrows,
                                                tt.name, (long long)n, stride * (size_t)nrows, w.Length()));
   const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  const bool q8k = which == Q8ActKernel::GemmQ8K;  // activations from _quantizeQ8K, not _quantizeQ8Act
-  quant::DotQ8ActFn dot = which == Q8ActKernel::Portable ? quant::scalar_dot_q8act(id) : q8k ? tt.gemm_q8k : tt.dot_q8act;
+  const bool q8k = which == Q8ActKernel::GemmQ8K || which == Q8ActKernel::PortableQ8K;  // activations from _quantizeQ8K
+  quant::DotQ8ActFn dot = which == Q8ActKernel::Portable  ? quant::scalar_dot_q8act(id)
+                          : which == Q8ActKernel::PortableQ8K ? quant::scalar_gemm_q8k(id)
+                          : q8k                              ? tt.gemm_q8k
+                                                             : tt.dot_q8act;
   if (!dot || n % 32 != 0)
     throw_js(env, "QUANT_UNSUPPORTED_TYPE", strfmt("weight type %s has no int8-activation fast mode%s", tt.name,
-                                                   q8k ? " prefill kernel" : ""));
+                                                   q8k ? " against per-256 activations (_gemmQ8K)" : " against per-32 activations (_dotQ8Act)"));
   if (!info[2].IsBuffer())
     throw_js(env, "QUANT_BAD_ARGUMENT", q8k ? "xq must be a Buffer from _quantizeQ8K" : "xq must be a Buffer from _quantizeQ8Act");
   Napi::Buffer<uint8_t> xq = info[2].As<Napi::Buffer<uint8_t>>();
@@ -209,6 +213,7 @@ Napi::Value DotQ8ActWith(const Napi::CallbackInfo& info, Q8ActKernel which) {
 Napi::Value DotQ8Act(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Dot); }
 Napi::Value DotQ8ActScalar(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::Portable); }
 Napi::Value GemmQ8K(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::GemmQ8K); }
+Napi::Value GemmQ8KScalar(const Napi::CallbackInfo& info) { return DotQ8ActWith(info, Q8ActKernel::PortableQ8K); }
 
 Napi::Value Dot(const Napi::CallbackInfo& info) { return DotWith(info, false); }
 Napi::Value DotScalar(const Napi::CallbackInfo& info) { return DotWith(info, true); }
@@ -258,6 +263,7 @@ void register_quant(Napi::Env env, Napi::Object exports) {
   exports.Set("_quantizeQ8K", Napi::Function::New(env, QuantizeQ8K, "_quantizeQ8K"));
   exports.Set("_quantizeQ8ActScalar", Napi::Function::New(env, QuantizeQ8ActScalar, "_quantizeQ8ActScalar"));
   exports.Set("_quantizeQ8KScalar", Napi::Function::New(env, QuantizeQ8KScalar, "_quantizeQ8KScalar"));
+  exports.Set("_gemmQ8KScalar", Napi::Function::New(env, GemmQ8KScalar, "_gemmQ8KScalar"));
   exports.Set("dotKernel", Napi::String::New(env, dot_kernel_name()));
 }
 

@@ -14,26 +14,21 @@ namespace {
 // Tokens per weight pass: the weight block is decoded once per tile; the tile's activations stay in L2.
 constexpr int64_t kTokenTile = 128;
 
-// The fast mode's int8 kernels, by the number of activation rows T. Decode steps use dot_q8act, one
-// weight row against one token at a time, with activations rounded per 32 values (quantize_q8act).
-// Products of 3 or more tokens of K-quant weights use gemm_q8k, which rearranges each 16-row weight
-// block once for all the tokens and wants activations rounded per 256, as llama.cpp's are
-// (quantize_q8k: its int32 sums over a whole block are what make it fast; BENCHMARKS.md). Its time
-// against the dot's, one core, 1024 x 256 rows (`node tests/ops/kernel-ab.js gemm Q4_K,Q6_K 1024 256
-// NTOK`, Q4_K / Q6_K): 0.58 / 0.73 as fast at 1 token, 1.03 / 1.08 at 2, 1.22 / 1.25 at 3, 1.44 / 1.50
-// at 4, 1.95 / 2.07 at 8. Other types (Q8_0, Q4_0) use int8 only up to 4 tokens: beyond, their exact
-// panel kernels are the faster ones (fast/exact time, one core, 1024 x 1024: Q8_0 0.96 at 4 tokens,
-// 1.20 at 6).
-constexpr int64_t kDotMaxTokens = 4, kDotMaxTokensKQuant = 2;
+// The fast mode's int8 kernels round activations as llama.cpp does for each weight type. K-quants:
+// gemm_q8k, activations per 256 (quantize_q8k), for any number of activation rows T (it dots row by
+// row for 1-2 and runs an int8 register tile from 3). Q8_0 and Q4_0: dot_q8act, activations per 32
+// (quantize_q8act), only up to 4 rows: beyond, their exact panel kernels are the faster ones
+// (fast/exact time, one core, 1024 x 1024: Q8_0 0.96 at 4 tokens, 1.20 at 6).
+constexpr int64_t kDotMaxTokens = 4;
 
 // Which kernels compute a product of T activation rows: the exact ones, the int8 dot (activations
 // rounded per 32) or the int8 GEMM (per 256). The matrices of one op_matmul_group range share one,
 // so that one rounded copy of the activations serves them all.
 enum class Family { Exact, Int8Dot, Int8Gemm };
 Family kernel_family(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
-  if (precision != Precision::Fast || W.n_in % 32 != 0 || !tt.dot_q8act) return Family::Exact;
-  if (tt.gemm_q8k) return T <= kDotMaxTokensKQuant ? Family::Int8Dot : Family::Int8Gemm;
-  return T <= kDotMaxTokens ? Family::Int8Dot : Family::Exact;
+  if (precision != Precision::Fast || W.n_in % 32 != 0) return Family::Exact;
+  if (tt.gemm_q8k) return Family::Int8Gemm;
+  return tt.dot_q8act && T <= kDotMaxTokens ? Family::Int8Dot : Family::Exact;
 }
 
 // The kernels prefetch ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a piece

@@ -8,8 +8,8 @@
 //              decoded once into a block-sized scratch and used for all ntok rows; float32
 //              accumulation in 8 lanes (like the SIMD kernels), never a whole dequantised row;
 //   dot_rows   the same for several consecutive rows (the AVX2 one tiles 4 rows for prefill);
-//   dot_q8act  the opt-in, inexact fast mode with int8 activations (quant_q8act.cpp);
-//   gemm_q8k   its prefill kernel, K-quants on AVX2 only (quant_q8k_gemm.cpp);
+//   dot_q8act  the opt-in, inexact fast mode with int8 activations for Q8_0 and Q4_0 (quant_q8act.cpp);
+//   gemm_q8k   the same for the K-quants, activations per 256 (quant_q8k.cpp);
 //   from_float a quantiser producing valid blocks (used by `moescope synth` and tests; simpler
 //              than llama.cpp's search-based quantisers, not bit-identical to them).
 // The dot in the table is the AVX2/FMA one (quant_avx2.cpp) when the CPU has it, else the
@@ -376,7 +376,7 @@ Registry build_registry() {
     DotFn dot = simd && avx2_dot((uint32_t)t) ? avx2_dot((uint32_t)t) : dot_portable;
     DotRowsFn dot_rows = simd && avx2_dot_rows((uint32_t)t) ? avx2_dot_rows((uint32_t)t) : dot_rows_portable;
     DotQ8ActFn q8 = simd && avx2_dot_q8act((uint32_t)t) ? avx2_dot_q8act((uint32_t)t) : scalar_dot_q8act((uint32_t)t);
-    DotQ8ActFn gemm = simd ? avx2_gemm_q8k((uint32_t)t) : nullptr;
+    DotQ8ActFn gemm = simd && avx2_gemm_q8k((uint32_t)t) ? avx2_gemm_q8k((uint32_t)t) : scalar_gemm_q8k((uint32_t)t);
     r.traits[(int)t] = TypeTraits{name, bs, ts, true, to_float, dot, from_float, dot_rows, q8, gemm};
     r.defined[(int)t] = true;
   };

@@ -32,25 +32,24 @@ struct TypeTraits {
   // prefill (give each thread a group of rows, a multiple of 4 where possible).
   void (*dot_rows)(const void* w, size_t row_stride, int64_t nrows, const float* x, int64_t ldx, int64_t n, int ntok,
                    float* out, int64_t ldo);
-  // OPT-IN FAST MODE, NOT EXACT: `dot_rows` against activation rows rounded to int8 by
-  // quantize_q8act (row t at (const char*)xq + t*ldxq), computed in integers as llama.cpp does;
-  // about 1e-3 relative error. nullptr for F32/F16/BF16 and unsupported types. n % 32 == 0.
+  // OPT-IN FAST MODE, NOT EXACT (about 1e-3 relative error per product, llama.cpp's numerics):
+  // `dot_rows` against activation rows rounded to int8, computed in integers. Each type has one:
+  // dot_q8act for Q8_0 and Q4_0, against rows from quantize_q8act (one scale per 32; row t at
+  // (const char*)xq + t*ldxq; n % 32 == 0); gemm_q8k for the K-quants, against rows from
+  // quantize_q8k (one scale per 256), for any number of rows (quant_q8k.cpp). nullptr otherwise.
   void (*dot_q8act)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
                     float* out, int64_t ldo);
-  // The fast mode's product for many activation rows (prefill), against rows from quantize_q8k (one
-  // scale per 256, coarser than quantize_q8act's): each 16-row weight block is rearranged once per
-  // call and run against every token (quant_q8k_gemm.cpp). nullptr except for the K-quants on AVX2.
   void (*gemm_q8k)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
                    float* out, int64_t ldo);
 };
 
-// Fast mode activations: n floats (n % 32 == 0) -> q8act_row_bytes(n) bytes: int8 values with a
-// float scale per 32, plus per-block sums (layout: quant_blocks.h, Q8ActRow). Quantise each
-// activation row once, then call dot_q8act for every weight row.
-inline size_t q8act_row_bytes(int64_t n) { return (size_t)n + (size_t)(n / 32) * 16; }
+// Fast mode activations for dot_q8act: n floats (n % 32 == 0) -> q8act_row_bytes(n) bytes: int8
+// values with a float scale and a float sum per 32 (layout: quant_blocks.h, Q8ActRow). Quantise
+// each activation row once, then call dot_q8act for every weight row.
+inline size_t q8act_row_bytes(int64_t n) { return (size_t)n + (size_t)(n / 32) * 8; }
 void quantize_q8act(const float* x, int64_t n, void* dst);
-// The prefill kernel's activations (gemm_q8k): n % 256 == 0 floats -> int8 values with one float
-// scale per 256 and the int16 sum of every 16 (quant_blocks.h, Q8KRow).
+// The same for gemm_q8k: n % 256 == 0 floats -> int8 values with one float scale per 256 and the
+// int16 sum of every 16 (quant_blocks.h, Q8KRow).
 inline size_t q8k_row_bytes(int64_t n) { return (size_t)n + (size_t)(n / 256) * 4 + (size_t)(n / 16) * 2; }
 void quantize_q8k(const float* x, int64_t n, void* dst);
 

@@ -1,8 +1,7 @@
 // The AVX2 pieces several weight-type kernels share: unpacking K-quant bytes into whole quants (the
-// exact kernels of quant_avx2.cpp, the fast mode's decode GEMVs in quant_q8act.cpp and its prefill
-// kernel in quant_q8k_gemm.cpp), the activation rounding, and horizontal sums and maxima. Include it
-// only between MS_AVX2_BEGIN and MS_AVX2_END (avx2_region.h): its functions are compiled for AVX2
-// where they are inlined.
+// exact kernels of quant_avx2.cpp and the fast mode's K-quant kernels in quant_q8k.cpp), the
+// activation rounding, and horizontal sums and maxima. Include it only between MS_AVX2_BEGIN and
+// MS_AVX2_END (avx2_region.h): its functions are compiled for AVX2 where they are inlined.
 #pragma once
 #include <immintrin.h>
 
@@ -12,13 +11,14 @@
 
 namespace moescope::quant {
 
-MQ_INLINE float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+MQ_INLINE float hsum4(__m128 s) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
-
+MQ_INLINE float hsum8(__m256 v) {
+  return hsum4(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+}
 MQ_INLINE float hmax8(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   m = _mm_max_ps(m, _mm_movehl_ps(m, m));

@@ -47,24 +47,22 @@ struct block_q6_K {
   int8_t scales[QK_K / 16]; // one signed 8-bit scale per 16 elements
   f16_bits d;               // super-block scale
 };
-// A fast-mode activation row of n values (n % 32 == 0) as quantize_q8act writes it (moescope's own
-// layout, never in a file): the int8 values, then per 32-block the float scale d, then the
-// activation-only factors of the weight types' offset terms, d * (sum of the block's 32 values) and
-// d * (sum of each 16-half). Kernels load those as vectors instead of recomputing them for every
-// weight row (the K-quant mins need the 32-sums, Q6_K's -32 and Q4_0's -8 the 16- and 32-sums).
+// A fast-mode activation row of n values (n % 32 == 0) as quantize_q8act writes it for Q8_0 and
+// Q4_0 weights (moescope's own layout, never in a file): the int8 values, then per 32-block the
+// float scale d, then d * (the sum of the block's 32 values), which Q4_0's -8 offset needs; kernels
+// load those as vectors instead of recomputing them for every weight row.
 struct Q8ActRow {
   const int8_t* qs;   // n values; value i = qs[i] * d[i / 32]
   const float* d;     // n / 32 scales
   const float* s32;   // n / 32: d * sum of the block's qs
-  const float* s16;   // n / 16: d * sum of qs[16h .. 16h+15]
 };
 inline Q8ActRow q8act_row(const void* p, int64_t n) {
   const int8_t* qs = (const int8_t*)p;
   const float* d = (const float*)(qs + n);
-  return {qs, d, d + n / 32, d + 2 * (n / 32)};
+  return {qs, d, d + n / 32};
 }
-// The fast-mode prefill's activation row (n % 256 == 0) as quantize_q8k writes it: one scale per 256
-// values, as llama.cpp's Q8_K, and the integer sum of every 16 (the weights' offset terms).
+// The fast mode's activation row for K-quant weights (n % 256 == 0) as quantize_q8k writes it: one
+// scale per 256 values, as llama.cpp's Q8_K, and the integer sum of every 16 (the weights' offset terms).
 struct Q8KRow {
   const int8_t* qs;      // n values; value i = qs[i] * d[i / 256]
   const float* d;        // n / 256
@@ -207,6 +205,14 @@ using kquant_block = std::conditional_t<FIVE_BITS, block_q5_K, block_q4_K>;
 inline const uint8_t* kquant_qh(const block_q4_K&) { return nullptr; }  // no fifth bits
 inline const uint8_t* kquant_qh(const block_q5_K& b) { return b.qh; }
 
+// The portable fast-mode kernels decode weights with the registry's exact decoders: to_float
+// decodes whole rows, and a span [i0, i0+cnt) is the row starting i0/block blocks later.
+template <uint32_t TYPE>
+void decode_via_registry(const void* row, int64_t i0, int64_t cnt, float* dst) {
+  const TypeTraits* tt = type_traits(TYPE);
+  tt->to_float((const uint8_t*)row + (size_t)(i0 / tt->block_size) * tt->type_size, dst, cnt);
+}
+
 // Kernels by type id, for callers that must pick a family explicitly (tests compare the AVX2 and
 // the portable dot on the same data). nullptr where the type has no kernel in that family.
 using DotFn = void (*)(const void* w_row, const float* x, int64_t ldx, int64_t n, int ntok, float* out,
@@ -219,13 +225,14 @@ DotFn avx2_dot(uint32_t type_id);  // nullptr on non-x86 builds and on CPUs with
 DotRowsFn avx2_dot_rows(uint32_t type_id);
 using DotQ8ActFn = void (*)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n,
                            int ntok, float* out, int64_t ldo);
-DotQ8ActFn scalar_dot_q8act(uint32_t type_id);  // quant_q8act.cpp
+DotQ8ActFn scalar_dot_q8act(uint32_t type_id);  // quant_q8act.cpp; Q8_0 and Q4_0
+DotQ8ActFn scalar_gemm_q8k(uint32_t type_id);   // quant_q8k.cpp; the K-quants
 // The portable activation quantisers, which quantize_q8act / quantize_q8k use where AVX2 is missing
 // (named here so that tests on an AVX2 machine can check them against the AVX2 ones).
 void quantize_q8act_portable(const float* x, int64_t n, void* dst);  // quant_q8act.cpp
-void quantize_q8k_portable(const float* x, int64_t n, void* dst);    // quant_q8k_gemm.cpp
+void quantize_q8k_portable(const float* x, int64_t n, void* dst);    // quant_q8k.cpp
 DotQ8ActFn avx2_dot_q8act(uint32_t type_id);
-DotQ8ActFn avx2_gemm_q8k(uint32_t type_id);  // quant_q8k_gemm.cpp; K-quants only
+DotQ8ActFn avx2_gemm_q8k(uint32_t type_id);  // quant_q8k.cpp; K-quants only
 bool avx2_available();
 
 }  // namespace moescope::quant

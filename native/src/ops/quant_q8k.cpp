@@ -1,25 +1,23 @@
-// The opt-in fast mode's prefill: K-quant weights (Q4_K, Q5_K, Q6_K) times several activation rows
-// (3 or more: matmul.cpp), rounded to int8 with one scale per 256 values (quantize_q8k: llama.cpp's Q8_K). NOT
-// exact, like every fast-mode kernel, and coarser than the decode steps' int8 (one scale per 32,
-// quantize_q8act): here the coarser scale is what makes the kernel fast, there it would not be
-// (decode is bound by reading the weights).
+// The opt-in fast mode's K-quant kernels (Q4_K, Q5_K, Q6_K): activations rounded to int8 with one
+// scale per 256 values and the int16 sum of every 16 (quantize_q8k: llama.cpp's Q8_K, the
+// activations llama.cpp itself pairs with these weights), so that a whole K-quant block sums in
+// int32 and one float step per block applies d * d_y and the offset term (the K-quants' mins,
+// Q6_K's -32, itself summed in integers from the 16-sums). NOT exact, like every fast-mode kernel.
 //
-// Shape: outputs are vectors of 8 weight rows, as in a float GEMM's register tile, and the
-// multiply-add is AVX2's int8 one: each 32-bit lane holds 4 consecutive quants of one row, the
-// token's 4 int8 activations at those k are broadcast, and maddubs (byte products summed in pairs)
-// then madd (times the weights' integer scale of those k) give 32 multiply-adds in two
-// instructions, against the 8 of one float FMA. With one activation scale per 256, a whole K-quant
-// block sums in int32; one float step per block applies d * d_y and the offset term (the K-quants'
-// mins, Q6_K's -32), itself summed in integers from the activation's 16-sums.
-//
-// The weights of a 16-row panel are rearranged one 256-block at a time (PanelBlock: the quants as
-// bytes in 8 rows x 4 k lanes, the scale words, the offset words, two float factors: 6 KB, in L1),
-// then every token of the call runs against it in tiles of 16 rows x 4 tokens.
-//
-// Measured (BENCHMARKS.md, "Exact by default, fast by choice"): the same kernel with one float step
-// per 32-element sub-block (the decode steps' activation format) ran 0.93-1.06x the exact float
-// panels; with one per block it is 1.2-2.2x the int8 dot from 3 tokens on, and it replaced the
-// per-32 GEMM of 2 rows x 2 tokens that the fast mode used for 5-15 tokens before.
+// gemm_q8k takes any number of activation rows:
+// - 1 or 2 (decode steps): one weight row against one activation row at a time, as llama.cpp's
+//   ggml_vec_dot_q4_K_q8_K / q6_K_q8_K: maddubs, then madd by the sub-block's scale word.
+// - 3 or more (prompts): outputs are vectors of 8 weight rows, as in a float GEMM's register tile,
+//   each 32-bit lane 4 consecutive quants of one row against the token's 4 int8 activations at
+//   those k, broadcast: maddubs + madd give 32 multiply-adds in two instructions, against the 8 of
+//   one float FMA. The weights of a 16-row panel are rearranged one 256-block at a time
+//   (PanelBlock: the quants as bytes in 8 rows x 4 k lanes, the scale words, the offset words, two
+//   float factors: 6 KB, in L1), then every token of the call runs against it in tiles of 16 rows
+//   x 4 tokens.
+// Measured (BENCHMARKS.md, "Exact by default, fast by choice"): the tile with one float step per
+// 32-element sub-block (per-32 activations) ran 0.93-1.06x the exact float panels, with one per
+// block it runs 1.2-2.1x a per-32 int8 dot from 3 tokens on. The GEMV replaced such a per-32 dot in
+// decode steps: 1.05-1.11x on Q4_K, 1.15-1.18x on Q6_K (one core, from L2), whole-model decode +7 %.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -39,6 +37,35 @@ void quantize_q8k_portable(const float* x, int64_t n, void* dst) {
     int sums[QK_K / 16];
     round_int8(x, QK_K, id, o.qs + QK_K * b, sums);
     for (int h = 0; h < QK_K / 16; ++h) o.bsums[16 * b + h] = (int16_t)sums[h];
+  }
+}
+
+// Portable: dequantise the weights through the type's exact decoder and multiply by the
+// dequantised activations, one 256-block at a time. The twin tests hold the AVX2 kernel to.
+template <uint32_t TYPE>
+static void gemm_q8k_portable(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n,
+                              int ntok, float* out, int64_t ldo) {
+  float buf[QK_K];
+  for (int64_t r = 0; r < nrows; ++r) {
+    const uint8_t* wr = (const uint8_t*)w + (size_t)r * row_stride;
+    for (int t = 0; t < ntok; ++t) {
+      const Q8KRow a = q8k_row((const uint8_t*)xq + (size_t)t * ldxq, n);
+      float acc[8] = {};
+      for (int64_t b = 0; b < n / QK_K; ++b) {
+        decode_via_registry<TYPE>(wr, b * QK_K, QK_K, buf);
+        for (int i = 0; i < QK_K; ++i) acc[i & 7] += buf[i] * (a.qs[b * QK_K + i] * a.d[b]);
+      }
+      out[(int64_t)t * ldo + r] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    }
+  }
+}
+
+DotQ8ActFn scalar_gemm_q8k(uint32_t type_id) {
+  switch ((GgmlType)type_id) {
+    case GgmlType::Q4_K: return gemm_q8k_portable<(uint32_t)GgmlType::Q4_K>;
+    case GgmlType::Q5_K: return gemm_q8k_portable<(uint32_t)GgmlType::Q5_K>;
+    case GgmlType::Q6_K: return gemm_q8k_portable<(uint32_t)GgmlType::Q6_K>;
+    default: return nullptr;
   }
 }
 
@@ -217,11 +244,92 @@ void tile(const PanelBlock& pb, const Q8KRow* a, int64_t k, __m256 (*acc)[2]) {
   }
 }
 
-template <void (*ROW)(const uint8_t*, RowBlock&), size_t BLOCK_BYTES>
+// ---- 1-2 tokens (decode steps): one weight row against one activation row ----
+
+// Scale word s (0-7) of a 16-word vector, in every word.
+MQ_INLINE __m256i word_of(__m256i words, int s) {
+  return _mm256_shuffle_epi8(words, _mm256_set1_epi16((short)(((2 * s + 1) << 8) | (2 * s))));
+}
+
+template <bool FIVE_BITS>
+MQ_INLINE float gemv_kquant_q8k(const kquant_block<FIVE_BITS>* b, const Q8KRow& y, int64_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_m = _mm_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k) {
+    prefetch_ahead<sizeof(b[k])>(b + k);
+    alignas(16) uint8_t sm[16];
+    unpack_scales_k4(b[k].scales, sm);
+    const __m256i sc_mins = _mm256_cvtepu8_epi16(_mm_load_si128((const __m128i*)sm));  // words 0-7 scales, 8-15 mins
+    // mins: sum over sub-blocks of m_s * (sum of its 32 activations), the 16-sums added in pairs.
+    const __m256i bs = _mm256_loadu_si256((const __m256i*)(y.bsums + 16 * k));
+    const __m128i ys = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    const __m128i mprod = _mm_madd_epi16(_mm256_extracti128_si256(sc_mins, 1), ys);
+    acc_m = _mm_fmadd_ps(_mm_set1_ps(y.d[k] * _cvtsh_ss(b[k].dmin)), _mm_cvtepi32_ps(mprod), acc_m);
+    const __m256i scales = _mm256_permute2x128_si256(sc_mins, sc_mins, 0x00);
+    const uint8_t* qs = b[k].qs;
+    const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)kquant_qh(b[k])) : _mm256_setzero_si256();
+    const int8_t* q8 = y.qs + QK_K * k;
+    __m256i sumi = _mm256_setzero_si256();
+    MQ_UNROLL for (int j = 0; j < 4; ++j) {
+      __m256i lo, hi;
+      kquant_unsigned<FIVE_BITS>(qs, qh, j, &lo, &hi);
+      const __m256i pl = _mm256_madd_epi16(word_of(scales, 2 * j), _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i*)(q8 + 64 * j))));
+      const __m256i ph = _mm256_madd_epi16(word_of(scales, 2 * j + 1), _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i*)(q8 + 64 * j + 32))));
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(y.d[k] * _cvtsh_ss(b[k].d)), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return hsum8(acc) - hsum4(acc_m);
+}
+
+MQ_INLINE float gemv_q6_K_block_q8k(const block_q6_K* w, const Q8KRow& y, int64_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t k = 0; k < nb; ++k) {
+    prefetch_ahead<sizeof(block_q6_K)>(w + k);
+    // The -32 of every quant: 32 * sum over the 16 scales of sc * (sum of its 16 activations).
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)w[k].scales));
+    const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i*)(y.bsums + 16 * k)), sc16), 5);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const int8_t* q8 = y.qs + QK_K * k + 128 * h;
+      __m256i u[4];  // elements l, l+32, l+64, l+96 of the half, plus 32
+      q6k_unsigned(w[k], h, u);
+      const __m256i sw = q6k_half_scales(w[k], h);
+      MQ_UNROLL for (int g = 0; g < 4; ++g)
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(u[g], _mm256_loadu_si256((const __m256i*)(q8 + 32 * g))),
+                                                        q6k_group_scales(sw, g)));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(y.d[k] * _cvtsh_ss(w[k].d)), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, off)), acc);
+  }
+  return hsum8(acc);
+}
+
+float gemv_q4_K_q8k(const uint8_t* w, const Q8KRow& y, int64_t nb) { return gemv_kquant_q8k<false>((const block_q4_K*)w, y, nb); }
+float gemv_q5_K_q8k(const uint8_t* w, const Q8KRow& y, int64_t nb) { return gemv_kquant_q8k<true>((const block_q5_K*)w, y, nb); }
+float gemv_q6_K_q8k(const uint8_t* w, const Q8KRow& y, int64_t nb) { return gemv_q6_K_block_q8k((const block_q6_K*)w, y, nb); }
+
+// Up to this many tokens a call dots row by row: at 2 the tile ran only 1.03 / 1.08x (Q4_K / Q6_K) a
+// per-32 int8 dot slower than this GEMV, at 3 it runs 1.17-1.49x this GEMV token by token
+// (`node tests/ops/kernel-ab.js gemm Q4_K,Q6_K 1024 256 NTOK`).
+constexpr int kGemvMaxTokens = 2;
+
+// Its own function: inlined into gemm_q8k_avx2, beside the tile's large frame, the GEMV loop
+// compiled 5-10 % slower (`node tests/ops/kernel-ab.js decode Q4_K 1024 512 1`).
+template <float (*GEMV)(const uint8_t*, const Q8KRow&, int64_t)>
+__attribute__((noinline)) void gemv_rows(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n,
+                                         int ntok, float* out, int64_t ldo) {
+  for (int t = 0; t < ntok; ++t) {
+    const Q8KRow a = q8k_row((const uint8_t*)xq + (size_t)t * ldxq, n);
+    for (int64_t r = 0; r < nrows; ++r) out[(int64_t)t * ldo + r] = GEMV((const uint8_t*)w + (size_t)r * row_stride, a, n / QK_K);
+  }
+}
+
+template <void (*ROW)(const uint8_t*, RowBlock&), size_t BLOCK_BYTES, float (*GEMV)(const uint8_t*, const Q8KRow&, int64_t)>
 void gemm_q8k_avx2(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
                    float* out, int64_t ldo) {
   constexpr int kMaxTokens = 128;  // matmul.cpp's token tile: callers give at most this many at once
   const int64_t nb = n / QK_K;
+  if (ntok <= kGemvMaxTokens) return gemv_rows<GEMV>(w, row_stride, nrows, xq, ldxq, n, ntok, out, ldo);
   PanelBlock pb;
   __m256 acc[kMaxTokens][2];
   Q8KRow a[kMaxTokens];
@@ -269,9 +377,9 @@ static QuantizeFn avx2_quantize_q8k() { return avx2_available() ? quantize_q8k_a
 DotQ8ActFn avx2_gemm_q8k(uint32_t type_id) {
   if (!avx2_available()) return nullptr;
   switch ((GgmlType)type_id) {
-    case GgmlType::Q4_K: return gemm_q8k_avx2<row_q4_K, sizeof(block_q4_K)>;
-    case GgmlType::Q5_K: return gemm_q8k_avx2<row_q5_K, sizeof(block_q5_K)>;
-    case GgmlType::Q6_K: return gemm_q8k_avx2<row_q6_K, sizeof(block_q6_K)>;
+    case GgmlType::Q4_K: return gemm_q8k_avx2<row_q4_K, sizeof(block_q4_K), gemv_q4_K_q8k>;
+    case GgmlType::Q5_K: return gemm_q8k_avx2<row_q5_K, sizeof(block_q5_K), gemv_q5_K_q8k>;
+    case GgmlType::Q6_K: return gemm_q8k_avx2<row_q6_K, sizeof(block_q6_K), gemv_q6_K_q8k>;
     default: return nullptr;
   }
 }
