@@ -251,6 +251,9 @@ MQ_INLINE __m256i word_of(__m256i words, int s) {
   return _mm256_shuffle_epi8(words, _mm256_set1_epi16((short)(((2 * s + 1) << 8) | (2 * s))));
 }
 
+// Q4_K / Q5_K: each 32-element sub-block's maddubs (quants < 32 times int8: pairs within int16),
+// madd by its 6-bit scale word, summed in int32 over the block (< 2^24); the mins term
+// dmin * sum_s m_s * (sum of sub-block s's activations) from the 16-sums, in a float vector of its own.
 template <bool FIVE_BITS>
 MQ_INLINE float gemv_kquant_q8k(const kquant_block<FIVE_BITS>* b, const Q8KRow& y, int64_t nb) {
   __m256 acc = _mm256_setzero_ps();
@@ -282,7 +285,9 @@ MQ_INLINE float gemv_kquant_q8k(const kquant_block<FIVE_BITS>* b, const Q8KRow& 
   return hsum8(acc) - hsum4(acc_m);
 }
 
-MQ_INLINE float gemv_q6_K_block_q8k(const block_q6_K* w, const Q8KRow& y, int64_t nb) {
+// Q6_K: the unsigned quants q + 32 (< 64) through maddubs, madd by the two 16-element scales of each
+// 32 (signed bytes), int32 over the block (< 2^26); the + 32 taken back in integers from the 16-sums.
+MQ_INLINE float gemv_q6k_q8k(const block_q6_K* w, const Q8KRow& y, int64_t nb) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
     prefetch_ahead<sizeof(block_q6_K)>(w + k);
@@ -306,11 +311,11 @@ MQ_INLINE float gemv_q6_K_block_q8k(const block_q6_K* w, const Q8KRow& y, int64_
 
 float gemv_q4_K_q8k(const uint8_t* w, const Q8KRow& y, int64_t nb) { return gemv_kquant_q8k<false>((const block_q4_K*)w, y, nb); }
 float gemv_q5_K_q8k(const uint8_t* w, const Q8KRow& y, int64_t nb) { return gemv_kquant_q8k<true>((const block_q5_K*)w, y, nb); }
-float gemv_q6_K_q8k(const uint8_t* w, const Q8KRow& y, int64_t nb) { return gemv_q6_K_block_q8k((const block_q6_K*)w, y, nb); }
+float gemv_q6_K_q8k(const uint8_t* w, const Q8KRow& y, int64_t nb) { return gemv_q6k_q8k((const block_q6_K*)w, y, nb); }
 
-// Up to this many tokens a call dots row by row: at 2 the tile ran only 1.03 / 1.08x (Q4_K / Q6_K) a
-// per-32 int8 dot slower than this GEMV, at 3 it runs 1.17-1.49x this GEMV token by token
-// (`node tests/ops/kernel-ab.js gemm Q4_K,Q6_K 1024 256 NTOK`).
+// Up to this many tokens a call dots row by row: at 2 the tile was only 1.03 / 1.08x (Q4_K / Q6_K)
+// as fast as the per-32 int8 dot that this GEMV outruns; at 3 it runs 1.17-1.49x this GEMV token by
+// token (`node tests/ops/kernel-ab.js gemm Q4_K,Q6_K 1024 256 NTOK`).
 constexpr int kGemvMaxTokens = 2;
 
 // Its own function: inlined into gemm_q8k_avx2, beside the tile's large frame, the GEMV loop
