@@ -561,20 +561,21 @@ struct DecodeBlocks {
   }
 };
 
-template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
-void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
-  if (ntok == 1) out[0] = GEMV((const typename T::block*)w, n / T::QK, x);
-  else dot_panels((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
-}
-
 // The panels in a function of their own: inlined beside the decode GEMVs, their 40 KB frame left
 // the exact Q4_K GEMV 8-10 % slower (`node tests/ops/kernel-ab.js exact Q4_K 1024 512 1`; whole-model
 // exact decode, scout-mid Q4_K_M, in-process A/B both orders: +0.7 % and +3.2 %).
-template <class T>
-__attribute__((noinline)) void panel_rows_blocks(const uint8_t* wb, size_t stride, int64_t nrows, const float* x, int64_t ldx,
-                                                 int64_t n, int ntok, float* out, int64_t ldo) {
-  dot_panels(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeBlocks<T>{});
+template <class Decode>
+__attribute__((noinline)) void panel_rows(const uint8_t* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n,
+                                          int ntok, float* out, int64_t ldo) {
+  dot_panels(w, stride, nrows, x, ldx, n, ntok, out, ldo, Decode{});
 }
+
+template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
+void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
+  if (ntok == 1) out[0] = GEMV((const typename T::block*)w, n / T::QK, x);
+  else panel_rows<DecodeBlocks<T>>((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo);
+}
+
 
 // nrows rows of a block type: panels of 16 rows for prefill; single-row GEMVs for decode.
 template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
@@ -582,7 +583,7 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
                      float* out, int64_t ldo) {
   const uint8_t* wb = (const uint8_t*)w;
   int64_t r = 0;
-  if (ntok > 1) return panel_rows_blocks<T>(wb, stride, nrows, x, ldx, n, ntok, out, ldo);
+  if (ntok > 1) return panel_rows<DecodeBlocks<T>>(wb, stride, nrows, x, ldx, n, ntok, out, ldo);
   if constexpr (T::KQUANT_BITS != 0) {
     // Decode of Q4_K/Q5_K rows: the sub-block sums of x are computed once for all rows, and each
     // row is then summed exactly as gemv_kquant_row sums it (same pieces), so the result is the
@@ -662,17 +663,14 @@ void dot_elems(const void* wv, const float* x, int64_t ldx, int64_t n, int ntok,
     out[0] = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
     return;
   }
-  dot_panels((const uint8_t*)wv, 0, 1, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
+  panel_rows<DecodeElems<L>>((const uint8_t*)wv, 0, 1, x, ldx, n, ntok, out, ldo);
 }
 
 template <class L>
 void dot_rows_elems(const void* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n, int ntok,
                     float* out, int64_t ldo) {
   const uint8_t* wb = (const uint8_t*)w;
-  if (ntok > 1) {
-    dot_panels(wb, stride, nrows, x, ldx, n, ntok, out, ldo, DecodeElems<L>{});
-    return;
-  }
+  if (ntok > 1) return panel_rows<DecodeElems<L>>(wb, stride, nrows, x, ldx, n, ntok, out, ldo);
   for (int64_t r = 0; r < nrows; ++r) dot_elems<L>(wb + r * stride, x, ldx, n, ntok, out + r, ldo);
 }
 
