@@ -201,22 +201,10 @@ constexpr int TOKENS_PER_PASS = 128;
 
 // 8 rows x 8 floats (row r at src + r * lds) -> 8 k x 8 rows (k at dst + k * ldd).
 MS_INLINE void transpose8(const float* src, int64_t lds, float* dst, int64_t ldd) {
-  __m256 r[8], t[8], s[8];
+  __m256 r[8], o[8];
   MS_UNROLL for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(src + i * lds);
-  MS_UNROLL for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  MS_UNROLL for (int i = 0; i < 8; i += 4) {
-    s[i + 0] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  MS_UNROLL for (int j = 0; j < 4; ++j) {
-    _mm256_store_ps(dst + j * ldd, _mm256_permute2f128_ps(s[j], s[j + 4], 0x20));
-    _mm256_store_ps(dst + (j + 4) * ldd, _mm256_permute2f128_ps(s[j], s[j + 4], 0x31));
-  }
+  transpose8x8(r, o);
+  MS_UNROLL for (int i = 0; i < 8; ++i) _mm256_store_ps(dst + i * ldd, o[i]);
 }
 
 // acc[t][h] += sum over k < cnt of pk[k][8h .. 8h+7] * x_t[k], for TT tokens at stride ldx.

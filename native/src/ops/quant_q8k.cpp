@@ -152,22 +152,10 @@ void row_q6_K(const uint8_t* blk, RowBlock& r) {
 // 8 rows' 32-byte vectors -> 8 vectors of (8 rows x 4 bytes), one per group of 4 k: the 8 x 8
 // transpose of 32-bit elements.
 MQ_INLINE void transpose8x32(const __m256i* rows, __m256i* out) {
-  __m256 r[8], t[8], s[8];
+  __m256 r[8], o[8];
   MQ_UNROLL for (int i = 0; i < 8; ++i) r[i] = _mm256_castsi256_ps(rows[i]);
-  MQ_UNROLL for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  MQ_UNROLL for (int i = 0; i < 8; i += 4) {
-    s[i + 0] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  MQ_UNROLL for (int j = 0; j < 4; ++j) {
-    out[j] = _mm256_castps_si256(_mm256_permute2f128_ps(s[j], s[j + 4], 0x20));
-    out[j + 4] = _mm256_castps_si256(_mm256_permute2f128_ps(s[j], s[j + 4], 0x31));
-  }
+  transpose8x8(r, o);
+  MQ_UNROLL for (int i = 0; i < 8; ++i) out[i] = _mm256_castps_si256(o[i]);
 }
 
 // Block k of rows [0, prow) of the panel (absent rows are zeros) into pb. Everything that goes from
