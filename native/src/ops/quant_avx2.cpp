@@ -333,18 +333,7 @@ MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const 
         }
         panel_tiles<TILE_TOKENS, Decode::kPairwise>(pk, cnt, xt + i0, ldx, nt, acc);
       }
-      for (int t = 0; t < nt; ++t) {
-        float* o = out + (int64_t)(t0 + t) * ldo + r0;
-        if (prow == PANEL) {
-          _mm256_storeu_ps(o, acc[t][0]);
-          _mm256_storeu_ps(o + 8, acc[t][1]);
-        } else {
-          alignas(32) float v[PANEL];
-          _mm256_store_ps(v, acc[t][0]);
-          _mm256_store_ps(v + 8, acc[t][1]);
-          for (int r = 0; r < prow; ++r) o[r] = v[r];
-        }
-      }
+      for (int t = 0; t < nt; ++t) store_panel_outputs(out + (int64_t)(t0 + t) * ldo + r0, acc[t], prow);
     }
   }
 }

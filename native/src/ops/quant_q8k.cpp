@@ -343,18 +343,7 @@ void gemm_q8k_avx2(const void* w, size_t row_stride, int64_t nrows, const void* 
           default: break;
         }
       }
-      for (int t = 0; t < nt; ++t) {
-        float* o = out + (int64_t)(t0 + t) * ldo + r0;
-        if (prow == PANEL) {  // (a copy loop here compiled to rep movsq: 14 % of the kernel)
-          _mm256_storeu_ps(o, acc[t][0]);
-          _mm256_storeu_ps(o + 8, acc[t][1]);
-        } else {
-          alignas(32) float v[PANEL];
-          _mm256_store_ps(v, acc[t][0]);
-          _mm256_store_ps(v + 8, acc[t][1]);
-          for (int r = 0; r < prow; ++r) o[r] = v[r];
-        }
-      }
+      for (int t = 0; t < nt; ++t) store_panel_outputs(out + (int64_t)(t0 + t) * ldo + r0, acc[t], prow);
     }
   }
 }
