@@ -376,7 +376,9 @@ Registry build_registry() {
     DotFn dot = simd && avx2_dot((uint32_t)t) ? avx2_dot((uint32_t)t) : dot_portable;
     DotRowsFn dot_rows = simd && avx2_dot_rows((uint32_t)t) ? avx2_dot_rows((uint32_t)t) : dot_rows_portable;
     DotQ8ActFn q8 = simd && avx2_dot_q8act((uint32_t)t) ? avx2_dot_q8act((uint32_t)t) : scalar_dot_q8act((uint32_t)t);
-    DotQ8ActFn gemm = simd && avx2_gemm_q8k((uint32_t)t) ? avx2_gemm_q8k((uint32_t)t) : scalar_gemm_q8k((uint32_t)t);
+    // No portable gemm_q8k here: it would dequantise every block once per token, slower than the
+    // exact kernels, so without AVX2 the K-quants' fast mode computes exactly (its twin is for tests).
+    DotQ8ActFn gemm = simd ? avx2_gemm_q8k((uint32_t)t) : nullptr;
     r.traits[(int)t] = TypeTraits{name, bs, ts, true, to_float, dot, from_float, dot_rows, q8, gemm};
     r.defined[(int)t] = true;
   };

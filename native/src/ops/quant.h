@@ -36,7 +36,8 @@ struct TypeTraits {
   // `dot_rows` against activation rows rounded to int8, computed in integers. Each type has one:
   // dot_q8act for Q8_0 and Q4_0, against rows from quantize_q8act (one scale per 32; row t at
   // (const char*)xq + t*ldxq; n % 32 == 0); gemm_q8k for the K-quants, against rows from
-  // quantize_q8k (one scale per 256), for any number of rows (quant_q8k.cpp). nullptr otherwise.
+  // quantize_q8k (one scale per 256), for any number of rows (quant_q8k.cpp; AVX2 only: elsewhere
+  // the K-quants' fast mode is exact). nullptr otherwise.
   void (*dot_q8act)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
                     float* out, int64_t ldo);
   void (*gemm_q8k)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,

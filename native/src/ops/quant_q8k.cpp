@@ -41,7 +41,8 @@ void quantize_q8k_portable(const float* x, int64_t n, void* dst) {
 }
 
 // Portable: dequantise the weights through the type's exact decoder and multiply by the
-// dequantised activations, one 256-block at a time. The twin tests hold the AVX2 kernel to.
+// dequantised activations, one 256-block at a time. The twin the tests hold the AVX2 kernel to; the
+// registry leaves gemm_q8k empty without AVX2 (quant.cpp), where this would be slower than exact.
 template <uint32_t TYPE>
 static void gemm_q8k_portable(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n,
                               int ntok, float* out, int64_t ldo) {
