@@ -67,7 +67,9 @@ if (args.includes("--fast")) {
     const x = new Float32Array(n).map(() => Math.random() - 0.5);
     let best = Infinity, bestExact = Infinity;
     for (let i = 0; i <= reps; i++) { // run 0 is the warm-up
-      const fast = cpuSeconds(() => native._dotQ8Act(type, buf, native._quantizeQ8Act(x, n), n, 1, rows)); // includes quantising x
+      // Includes quantising x: per 256 for the K-quants (_gemmQ8K), per 32 for Q8_0 / Q4_0 (_dotQ8Act).
+      const fast = cpuSeconds(() => (type >= 12 ? native._gemmQ8K(type, buf, native._quantizeQ8K(x, n), n, 1, rows)
+                                                : native._dotQ8Act(type, buf, native._quantizeQ8Act(x, n), n, 1, rows)));
       const exact = cpuSeconds(() => native._dotRows(type, buf, x, n, 1, rows));
       if (i) { best = Math.min(best, fast); bestExact = Math.min(bestExact, exact); }
     }
