@@ -56,6 +56,21 @@ MQ_INLINE void store_panel_outputs(float* o, const __m256 acc[2], int prow) {
   for (int r = 0; r < prow; ++r) o[r] = v[r];
 }
 
+// The fast mode's decode steps: every weight row (blocks B of QK weights) against every activation
+// row (VIEW of row t), one dot at a time: out[t * ldo + r] = DOT(row r, view, n / QK). A function of
+// its own: inlined into gemm_q8k_avx2, beside the int8 tile's large frame, this loop compiled 5-10 %
+// slower (`node tests/ops/kernel-ab.js decode Q4_K 1024 512 1`). Aligned to a cache line, so that
+// where its hot loop falls does not move with unrelated code: two builds with the same instructions
+// here ran Q8_0 decode 7 % apart (`kernel-ab.js decode Q8_0 1024 512 1`) until it was.
+template <class B, class View, View (*VIEW)(const void*, int64_t), float (*DOT)(const B*, const View&, int64_t), int QK>
+__attribute__((noinline, aligned(64))) void dot_each_row(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq,
+                                            int64_t n, int ntok, float* out, int64_t ldo) {
+  for (int t = 0; t < ntok; ++t) {
+    const View a = VIEW((const uint8_t*)xq + (size_t)t * ldxq, n);
+    for (int64_t r = 0; r < nrows; ++r) out[(int64_t)t * ldo + r] = DOT((const B*)((const uint8_t*)w + r * row_stride), a, n / QK);
+  }
+}
+
 // round_int8 (quant_blocks.h) for 32 values: x * inv rounded to nearest even (cvtps, the default
 // rounding) into 32 int8 at qs, and the integer sums of elements 0-15 and 16-31.
 MQ_INLINE void round32_int8(const float* x, __m256 inv, int8_t* qs, int sums16[2]) {

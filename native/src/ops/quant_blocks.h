@@ -205,12 +205,28 @@ using kquant_block = std::conditional_t<FIVE_BITS, block_q5_K, block_q4_K>;
 inline const uint8_t* kquant_qh(const block_q4_K&) { return nullptr; }  // no fifth bits
 inline const uint8_t* kquant_qh(const block_q5_K& b) { return b.qh; }
 
-// The portable fast-mode kernels decode weights with the registry's exact decoders: to_float
-// decodes whole rows, and a span [i0, i0+cnt) is the row starting i0/block blocks later.
-template <uint32_t TYPE>
-void decode_via_registry(const void* row, int64_t i0, int64_t cnt, float* dst) {
+// The portable fast-mode kernels (the twins the tests hold the AVX2 ones to): each weight row of
+// type TYPE decoded 256 weights at a time by the registry's exact decoder (to_float decodes whole
+// rows: a span from element i0 is the row starting i0/block blocks later), times each dequantised
+// activation row (VIEW: value i = qs[i] * d[i / SPAN]), float32 sums in 8 lanes.
+template <uint32_t TYPE, class View, View (*VIEW)(const void*, int64_t), int SPAN>
+void dot_int8_portable(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
+                       float* out, int64_t ldo) {
   const TypeTraits* tt = type_traits(TYPE);
-  tt->to_float((const uint8_t*)row + (size_t)(i0 / tt->block_size) * tt->type_size, dst, cnt);
+  float buf[QK_K];
+  for (int64_t r = 0; r < nrows; ++r) {
+    const uint8_t* wr = (const uint8_t*)w + (size_t)r * row_stride;
+    for (int t = 0; t < ntok; ++t) {
+      const View a = VIEW((const uint8_t*)xq + (size_t)t * ldxq, n);
+      float acc[8] = {};
+      for (int64_t i0 = 0; i0 < n; i0 += QK_K) {
+        const int64_t cnt = n - i0 < QK_K ? n - i0 : QK_K;
+        tt->to_float(wr + (size_t)(i0 / tt->block_size) * tt->type_size, buf, cnt);
+        for (int64_t i = 0; i < cnt; ++i) acc[i & 7] += buf[i] * (a.qs[i0 + i] * a.d[(i0 + i) / SPAN]);
+      }
+      out[(int64_t)t * ldo + r] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    }
+  }
 }
 
 // Kernels by type id, for callers that must pick a family explicitly (tests compare the AVX2 and

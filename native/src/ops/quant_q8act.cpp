@@ -37,35 +37,10 @@ void quantize_q8act_portable(const float* x, int64_t n, void* dst) {
   }
 }
 
-namespace {
-
-// Portable: dequantise 32 weights at a time through the type's exact decoder and multiply by the
-// dequantised activations.
-template <void (*DECODE)(const void*, int64_t, int64_t, float*)>
-void dot_q8act_portable(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
-                        float* out, int64_t ldo) {
-  float buf[QK_K];
-  for (int64_t r = 0; r < nrows; ++r) {
-    const void* wr = (const uint8_t*)w + (size_t)r * row_stride;
-    for (int t = 0; t < ntok; ++t) {
-      const Q8ActRow a = q8act_row((const uint8_t*)xq + (size_t)t * ldxq, n);
-      float acc[8] = {};
-      for (int64_t i0 = 0; i0 < n; i0 += QK_K) {
-        const int64_t cnt = n - i0 < QK_K ? n - i0 : QK_K;
-        DECODE(wr, i0, cnt, buf);
-        for (int64_t i = 0; i < cnt; ++i) acc[i & 7] += buf[i] * (a.qs[i0 + i] * a.d[(i0 + i) / QK8_0]);
-      }
-      out[(int64_t)t * ldo + r] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    }
-  }
-}
-
-}  // namespace
-
 DotQ8ActFn scalar_dot_q8act(uint32_t type_id) {
   switch ((GgmlType)type_id) {
-    case GgmlType::Q8_0: return dot_q8act_portable<decode_via_registry<(uint32_t)GgmlType::Q8_0>>;
-    case GgmlType::Q4_0: return dot_q8act_portable<decode_via_registry<(uint32_t)GgmlType::Q4_0>>;
+    case GgmlType::Q8_0: return dot_int8_portable<(uint32_t)GgmlType::Q8_0, Q8ActRow, q8act_row, QK8_0>;
+    case GgmlType::Q4_0: return dot_int8_portable<(uint32_t)GgmlType::Q4_0, Q8ActRow, q8act_row, QK4_0>;
     default: return nullptr;
   }
 }
@@ -120,15 +95,6 @@ float q4_0_row(const block_q4_0* w, const Q8ActRow& a, int64_t nb) {
   return hsum8(acc) - 8.0f * off;
 }
 
-template <class B, float (*ROW)(const B*, const Q8ActRow&, int64_t), int QK>
-void dot_q8act_avx2(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
-                    float* out, int64_t ldo) {
-  for (int t = 0; t < ntok; ++t) {
-    const Q8ActRow a = q8act_row((const uint8_t*)xq + (size_t)t * ldxq, n);
-    for (int64_t r = 0; r < nrows; ++r) out[(int64_t)t * ldo + r] = ROW((const B*)((const uint8_t*)w + r * row_stride), a, n / QK);
-  }
-}
-
 // quantize_q8act_portable, 32 values at a time: the same bytes and sums.
 void quantize_q8act_avx2(const float* x, int64_t n, void* dst) {
   int8_t* qs = (int8_t*)dst;
@@ -158,8 +124,8 @@ static QuantizeFn avx2_quantize_q8act() { return avx2_available() ? quantize_q8a
 DotQ8ActFn avx2_dot_q8act(uint32_t type_id) {
   if (!avx2_available()) return nullptr;
   switch ((GgmlType)type_id) {
-    case GgmlType::Q8_0: return dot_q8act_avx2<block_q8_0, q8_0_row, QK8_0>;
-    case GgmlType::Q4_0: return dot_q8act_avx2<block_q4_0, q4_0_row, QK4_0>;
+    case GgmlType::Q8_0: return dot_each_row<block_q8_0, Q8ActRow, q8act_row, q8_0_row, QK8_0>;
+    case GgmlType::Q4_0: return dot_each_row<block_q4_0, Q8ActRow, q8act_row, q4_0_row, QK4_0>;
     default: return nullptr;
   }
 }

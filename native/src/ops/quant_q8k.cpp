@@ -40,32 +40,13 @@ void quantize_q8k_portable(const float* x, int64_t n, void* dst) {
   }
 }
 
-// Portable: dequantise the weights through the type's exact decoder and multiply by the
-// dequantised activations, one 256-block at a time. The twin the tests hold the AVX2 kernel to; the
-// registry leaves gemm_q8k empty without AVX2 (quant.cpp), where this would be slower than exact.
-template <uint32_t TYPE>
-static void gemm_q8k_portable(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n,
-                              int ntok, float* out, int64_t ldo) {
-  float buf[QK_K];
-  for (int64_t r = 0; r < nrows; ++r) {
-    const uint8_t* wr = (const uint8_t*)w + (size_t)r * row_stride;
-    for (int t = 0; t < ntok; ++t) {
-      const Q8KRow a = q8k_row((const uint8_t*)xq + (size_t)t * ldxq, n);
-      float acc[8] = {};
-      for (int64_t b = 0; b < n / QK_K; ++b) {
-        decode_via_registry<TYPE>(wr, b * QK_K, QK_K, buf);
-        for (int i = 0; i < QK_K; ++i) acc[i & 7] += buf[i] * (a.qs[b * QK_K + i] * a.d[b]);
-      }
-      out[(int64_t)t * ldo + r] = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    }
-  }
-}
-
+// No registry kernel (quant.cpp leaves gemm_q8k empty without AVX2, where decoding every block once
+// per token would be slower than the exact kernels): the portable twin is for tests.
 DotQ8ActFn scalar_gemm_q8k(uint32_t type_id) {
   switch ((GgmlType)type_id) {
-    case GgmlType::Q4_K: return gemm_q8k_portable<(uint32_t)GgmlType::Q4_K>;
-    case GgmlType::Q5_K: return gemm_q8k_portable<(uint32_t)GgmlType::Q5_K>;
-    case GgmlType::Q6_K: return gemm_q8k_portable<(uint32_t)GgmlType::Q6_K>;
+    case GgmlType::Q4_K: return dot_int8_portable<(uint32_t)GgmlType::Q4_K, Q8KRow, q8k_row, QK_K>;
+    case GgmlType::Q5_K: return dot_int8_portable<(uint32_t)GgmlType::Q5_K, Q8KRow, q8k_row, QK_K>;
+    case GgmlType::Q6_K: return dot_int8_portable<(uint32_t)GgmlType::Q6_K, Q8KRow, q8k_row, QK_K>;
     default: return nullptr;
   }
 }
@@ -298,32 +279,18 @@ MQ_INLINE float gemv_q6k_q8k(const block_q6_K* w, const Q8KRow& y, int64_t nb) {
   return hsum8(acc);
 }
 
-float gemv_q4_K_q8k(const uint8_t* w, const Q8KRow& y, int64_t nb) { return gemv_kquant_q8k<false>((const block_q4_K*)w, y, nb); }
-float gemv_q5_K_q8k(const uint8_t* w, const Q8KRow& y, int64_t nb) { return gemv_kquant_q8k<true>((const block_q5_K*)w, y, nb); }
-float gemv_q6_K_q8k(const uint8_t* w, const Q8KRow& y, int64_t nb) { return gemv_q6k_q8k((const block_q6_K*)w, y, nb); }
-
 // Up to this many tokens a call dots row by row: at 2 the tile was only 1.03 / 1.08x (Q4_K / Q6_K)
 // as fast as the per-32 int8 dot that this GEMV outruns; at 3 it runs 1.17-1.49x this GEMV token by
 // token (`node tests/ops/kernel-ab.js gemm Q4_K,Q6_K 1024 256 NTOK`).
 constexpr int kGemvMaxTokens = 2;
 
-// Its own function: inlined into gemm_q8k_avx2, beside the tile's large frame, the GEMV loop
-// compiled 5-10 % slower (`node tests/ops/kernel-ab.js decode Q4_K 1024 512 1`).
-template <float (*GEMV)(const uint8_t*, const Q8KRow&, int64_t)>
-__attribute__((noinline)) void gemv_rows(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n,
-                                         int ntok, float* out, int64_t ldo) {
-  for (int t = 0; t < ntok; ++t) {
-    const Q8KRow a = q8k_row((const uint8_t*)xq + (size_t)t * ldxq, n);
-    for (int64_t r = 0; r < nrows; ++r) out[(int64_t)t * ldo + r] = GEMV((const uint8_t*)w + (size_t)r * row_stride, a, n / QK_K);
-  }
-}
-
-template <void (*ROW)(const uint8_t*, RowBlock&), size_t BLOCK_BYTES, float (*GEMV)(const uint8_t*, const Q8KRow&, int64_t)>
+// GEMV_ROWS: dot_each_row over the type's GEMV, for 1-2 tokens.
+template <void (*ROW)(const uint8_t*, RowBlock&), size_t BLOCK_BYTES, DotQ8ActFn GEMV_ROWS>
 void gemm_q8k_avx2(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
                    float* out, int64_t ldo) {
   constexpr int kMaxTokens = 128;  // matmul.cpp's token tile: callers give at most this many at once
   const int64_t nb = n / QK_K;
-  if (ntok <= kGemvMaxTokens) return gemv_rows<GEMV>(w, row_stride, nrows, xq, ldxq, n, ntok, out, ldo);
+  if (ntok <= kGemvMaxTokens) return GEMV_ROWS(w, row_stride, nrows, xq, ldxq, n, ntok, out, ldo);
   PanelBlock pb;
   __m256 acc[kMaxTokens][2];
   Q8KRow a[kMaxTokens];
@@ -360,9 +327,12 @@ static QuantizeFn avx2_quantize_q8k() { return avx2_available() ? quantize_q8k_a
 DotQ8ActFn avx2_gemm_q8k(uint32_t type_id) {
   if (!avx2_available()) return nullptr;
   switch ((GgmlType)type_id) {
-    case GgmlType::Q4_K: return gemm_q8k_avx2<row_q4_K, sizeof(block_q4_K), gemv_q4_K_q8k>;
-    case GgmlType::Q5_K: return gemm_q8k_avx2<row_q5_K, sizeof(block_q5_K), gemv_q5_K_q8k>;
-    case GgmlType::Q6_K: return gemm_q8k_avx2<row_q6_K, sizeof(block_q6_K), gemv_q6_K_q8k>;
+    case GgmlType::Q4_K:
+      return gemm_q8k_avx2<row_q4_K, sizeof(block_q4_K), dot_each_row<block_q4_K, Q8KRow, q8k_row, gemv_kquant_q8k<false>, QK_K>>;
+    case GgmlType::Q5_K:
+      return gemm_q8k_avx2<row_q5_K, sizeof(block_q5_K), dot_each_row<block_q5_K, Q8KRow, q8k_row, gemv_kquant_q8k<true>, QK_K>>;
+    case GgmlType::Q6_K:
+      return gemm_q8k_avx2<row_q6_K, sizeof(block_q6_K), dot_each_row<block_q6_K, Q8KRow, q8k_row, gemv_q6k_q8k, QK_K>>;
     default: return nullptr;
   }
 }
