@@ -2,11 +2,13 @@
 // ggml's block formats, written here from ggml's dequantize_row_* definitions:
 //   - each supported type's dequantiser, bit for bit, on random blocks and on real tensor rows
 //     copied from the shared fixtures (tests/fixtures/quant, see extract.py there);
-//   - each fused dot (the registry's AVX2 one and the portable one) against the float64 dot of the
+//   - each fused dot (the registry's SIMD one and the portable one) against the float64 dot of the
 //     dequantised row, for many row lengths and 1..67 activation rows;
 //   - quantise -> dequantise round trips, within a per-type error bound;
 //   - the registry's sizes for types moescope only names, and a clear error for them.
+import { execFileSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 
@@ -183,7 +185,49 @@ const SUPPORTED: [string, number][] = [
 
 describe("weight-type registry", () => {
   it("reports the kernel family", () => {
-    expect(["avx2+fma", "scalar"]).toContain(native.dotKernel);
+    expect(["avx512+avx2+fma", "avx2+fma", "scalar"]).toContain(native.dotKernel);
+    // quant-avx2.test.ts runs this file again with the switch set: it must have taken.
+    if (process.env.MOESCOPE_NO_AVX512) expect(native.dotKernel).not.toBe("avx512+avx2+fma");
+  });
+
+  // The AVX-512 prefill tile claims the AVX2 tile's roundings exactly (quant_avx512.cpp): the same
+  // products computed here and in a process held to AVX2 must agree bit for bit.
+  it.skipIf(native.dotKernel !== "avx512+avx2+fma")("the AVX-512 prefill panels give the AVX2 panels' bits", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-avx2-"));
+    try {
+      const cases: { type: number; n: number; nrows: number; ntok: number }[] = [];
+      const r = rng(7100);
+      for (const [, type] of SUPPORTED)
+        for (const [n, nrows, ntok] of [[blockInfo[type].bs === 1 ? 264 : 512, 37, 67], [1024, 16, 8], [blockInfo[type].bs === 1 ? 13 : 256, 5, 130]]) {
+          const i = cases.length;
+          fs.writeFileSync(path.join(dir, `w${i}`), Buffer.concat(Array.from({ length: nrows }, () => randomRow(type, n, r))));
+          fs.writeFileSync(path.join(dir, `x${i}`), new Float32Array(n * ntok).map(() => f(r.normal())));
+          cases.push({ type, n, nrows, ntok });
+        }
+      fs.writeFileSync(path.join(dir, "cases.json"), JSON.stringify(cases));
+      const script = `
+        const fs = require("fs"), path = require("path"), dir = process.argv[1];
+        const native = require(${JSON.stringify(path.resolve(__dirname, "../../build/Release/moescope.node"))});
+        if (native.dotKernel !== "avx2+fma") throw new Error("not held to AVX2: " + native.dotKernel);
+        JSON.parse(fs.readFileSync(path.join(dir, "cases.json"), "utf8")).forEach((c, i) => {
+          const b = fs.readFileSync(path.join(dir, "x" + i));
+          const x = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+          const y = native._dotRows(c.type, fs.readFileSync(path.join(dir, "w" + i)), x, c.n, c.ntok, c.nrows);
+          fs.writeFileSync(path.join(dir, "y" + i), Buffer.from(y.buffer, y.byteOffset, y.byteLength));
+        });`;
+      execFileSync(process.execPath, ["-e", script, dir], { env: { ...process.env, MOESCOPE_NO_AVX512: "1" } });
+      cases.forEach((c, i) => {
+        const b = fs.readFileSync(path.join(dir, `x${i}`));
+        const x = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+        const mine: Float32Array = native._dotRows(c.type, fs.readFileSync(path.join(dir, `w${i}`)), x, c.n, c.ntok, c.nrows);
+        const yb = fs.readFileSync(path.join(dir, `y${i}`));
+        const avx2 = new Float32Array(yb.buffer, yb.byteOffset, yb.length / 4);
+        expect(Buffer.from(mine.buffer, mine.byteOffset, mine.byteLength).equals(Buffer.from(avx2.buffer, avx2.byteOffset, avx2.byteLength)),
+          `type ${c.type} n=${c.n} rows=${c.nrows} ntok=${c.ntok}`).toBe(true);
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("knows ggml's block sizes, names and which types it computes with", () => {
@@ -415,7 +459,7 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
     });
   };
   const GEMM: [string, number][] = [["Q4_K", Q4_K], ["Q5_K", Q5_K], ["Q6_K", Q6_K]];
-  const AVX2 = native.dotKernel === "avx2+fma"; // the K-quants' int8 kernel exists only there (without, they stay exact)
+  const AVX2 = native.dotKernel !== "scalar"; // the K-quants' int8 kernel needs AVX2 (without, they stay exact)
   for (const [name, type] of GEMM) {
     it.skipIf(!AVX2)(`${name}: the fast kernel equals float64 over its dequantised inputs, row by row and token by token`, () => {
       const r = rng(6300 + type);

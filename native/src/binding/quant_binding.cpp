@@ -1,5 +1,6 @@
 // Test exports of the weight-type kernels (names starting with `_` are for tests and tools, not a
-// public API), plus `dotKernel`, the kernel family picked at start-up ("avx2+fma" or "scalar").
+// public API), plus `dotKernel`, the kernel family picked at start-up ("avx512+avx2+fma", "avx2+fma" or
+// "scalar").
 //   _typeTraits(id)                         -> {name, blockSize, typeSize, supported} | undefined
 //   _dequantize(typeId, Buffer, n)          -> Float32Array(n)
 //   _dot(typeId, Buffer wRow, Float32Array x, n, ntok)       -> Float32Array(ntok)  (the registry's dot)

@@ -370,7 +370,7 @@ Registry build_registry() {
   unknown_id(39, "MXFP4", 32, 17);
 
   const bool simd = avx2_available();
-  r.kernel_name = simd ? "avx2+fma" : "scalar";
+  r.kernel_name = !simd ? "scalar" : avx512_available() ? "avx512+avx2+fma" : "avx2+fma";
   auto full = [&](GgmlType t, const char* name, int64_t bs, size_t ts, void (*to_float)(const void*, float*, int64_t),
                   DotFn dot_portable, DotRowsFn dot_rows_portable, void (*from_float)(const float*, void*, int64_t)) {
     DotFn dot = simd && avx2_dot((uint32_t)t) ? avx2_dot((uint32_t)t) : dot_portable;

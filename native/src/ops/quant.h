@@ -60,7 +60,8 @@ inline const TypeTraits* type_traits(GgmlType t) { return type_traits((uint32_t)
 // Bytes of a row of n elements (n % block_size == 0).
 inline size_t row_bytes(const TypeTraits& tt, int64_t n) { return (size_t)(n / tt.block_size) * tt.type_size; }
 
-// Which kernel family the fused dots use ("avx2+fma", "scalar"); decided once at start-up.
+// Which kernel family the fused dots use ("avx512+avx2+fma", "avx2+fma", "scalar"); decided once at
+// start-up (MOESCOPE_NO_AVX512=1 keeps AVX2 on an AVX-512 CPU).
 const char* dot_kernel_name();
 
 }  // namespace moescope

@@ -1,6 +1,6 @@
 // AVX2 + FMA + F16C fused dot kernels, one per weight type, chosen at start-up by quant.cpp when
 // the CPU has all three features. The rest of the build is baseline x86-64: only this file's
-// MS_AVX2_BEGIN .. MS_AVX2_END region (avx2_region.h) is compiled for AVX2, and nothing in it may
+// MS_AVX2_BEGIN .. MS_AVX2_END region (simd_region.h) is compiled for AVX2, and nothing in it may
 // run before avx2_available() said yes. On other architectures this file compiles to "not available".
 //
 // Numerics: activations stay float32. Every product is a float32 multiply of an exactly decoded
@@ -29,7 +29,13 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#include "ops/avx2_region.h"
+#include "ops/simd_region.h"
+
+namespace moescope::quant {
+// Where the CPU has AVX-512, the decode GEMVs and the prefill tile hand over to quant_avx512.cpp's.
+// Decided here, in baseline code, once at load time.
+static const bool kAvx512 = avx512_available();
+}  // namespace moescope::quant
 
 MS_AVX2_BEGIN
 
@@ -306,7 +312,7 @@ template <class Decode>
 MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const float* x, int64_t ldx, int64_t n,
                           int ntok, float* out, int64_t ldo, Decode decode) {
   alignas(32) float rows[PANEL][CHUNK];
-  alignas(32) float pk[CHUNK * PANEL];
+  alignas(64) float pk[CHUNK * PANEL];  // a cache line per k
   __m256 acc[TOKENS_PER_PASS][2];
   for (int64_t r0 = 0; r0 < nrows; r0 += PANEL) {
     const int prow = (int)(nrows - r0 < PANEL ? nrows - r0 : PANEL);
@@ -331,7 +337,8 @@ MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const 
           transpose8(&rows[0][k0], CHUNK, pk + k0 * PANEL, PANEL);
           if (prow > 8) transpose8(&rows[8][k0], CHUNK, pk + k0 * PANEL + 8, PANEL);
         }
-        panel_tiles<TILE_TOKENS, Decode::kPairwise>(pk, cnt, xt + i0, ldx, nt, acc);
+        if (!Decode::kPairwise && kAvx512) panel_tiles_avx512(pk, cnt, xt + i0, ldx, nt, (float*)acc);
+        else panel_tiles<TILE_TOKENS, Decode::kPairwise>(pk, cnt, xt + i0, ldx, nt, acc);
       }
       for (int t = 0; t < nt; ++t) store_panel_outputs(out + (int64_t)(t0 + t) * ldo + r0, acc[t], prow);
     }
@@ -350,6 +357,7 @@ MS_INLINE __m256i load_u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_
 MS_INLINE __m256i load_i8x8(const int8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)); }
 
 float gemv_q8_0(const block_q8_0* b, int64_t nb, const float* x) {
+  if (kAvx512) return gemv_q8_0_avx512(b, nb, x);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK8_0) {
     prefetch_ahead<1>(b + k);
@@ -365,6 +373,7 @@ float gemv_q8_0(const block_q8_0* b, int64_t nb, const float* x) {
 }
 
 float gemv_q4_0(const block_q4_0* b, int64_t nb, const float* x) {
+  if (kAvx512) return gemv_q4_0_avx512(b, nb, x);
   const __m256i m4 = _mm256_set1_epi32(0x0F);
   const __m256 eight = _mm256_set1_ps(8.0f);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -453,6 +462,13 @@ MS_INLINE float gemv_kquant(const kquant_block<FIVE_BITS>* b, int64_t nb, const 
   return hsum8(acc);
 }
 
+// One piece of a K-quant row, in 16 lanes where the CPU has AVX-512.
+template <bool FIVE_BITS>
+MS_INLINE float gemv_kquant_piece(const kquant_block<FIVE_BITS>* b, int64_t nb, const float* x, const float* xs) {
+  if (kAvx512) return (FIVE_BITS ? gemv_q5_K_avx512 : gemv_q4_K_avx512)(b, nb, x, xs);
+  return gemv_kquant<FIVE_BITS>(b, nb, x, xs);
+}
+
 // A K-quant row with its own sub-block sums (single-row calls); rows longer than the stack
 // buffer go in pieces.
 template <bool FIVE_BITS>
@@ -463,7 +479,7 @@ MS_INLINE float gemv_kquant_row(const kquant_block<FIVE_BITS>* b, int64_t nb, co
   for (int64_t k0 = 0; k0 < nb; k0 += PIECE / QK_K) {
     const int64_t kn = nb - k0 < PIECE / QK_K ? nb - k0 : PIECE / QK_K;
     subblock_sums(x + k0 * QK_K, kn * QK_K, xs);
-    total += gemv_kquant<FIVE_BITS>(b + k0, kn, x + k0 * QK_K, xs);
+    total += gemv_kquant_piece<FIVE_BITS>(b + k0, kn, x + k0 * QK_K, xs);
   }
   return total;
 }
@@ -481,6 +497,7 @@ float gemv_q5_K(const block_q5_K* b, int64_t nb, const float* x) {
 // through the helper this GEMV compiled to a 10 % slower loop (`node tests/ops/kernel-ab.js exact
 // Q6_K 1024 2048 48`, three runs).
 float gemv_q6_K(const block_q6_K* b, int64_t nb, const float* x) {
+  if (kAvx512) return gemv_q6_K_avx512(b, nb, x);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
   const __m256i bias = _mm256_set1_epi8(32);
   alignas(32) int8_t q[QK_K];  // the block's quants in element order; widened from here like Q8_0's
@@ -576,7 +593,7 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
         float total = 0.0f;
         for (int64_t k0 = 0; k0 < nb; k0 += PIECE_BLOCKS) {
           const int64_t kn = nb - k0 < PIECE_BLOCKS ? nb - k0 : PIECE_BLOCKS;
-          total += gemv_kquant<FIVE>((const kquant_block<FIVE>*)(wb + r * stride) + k0, kn, x + k0 * QK_K, xs + k0 * 8);
+          total += gemv_kquant_piece<FIVE>((const kquant_block<FIVE>*)(wb + r * stride) + k0, kn, x + k0 * QK_K, xs + k0 * 8);
         }
         out[r] = total;
       }

@@ -250,5 +250,17 @@ void quantize_q8k_portable(const float* x, int64_t n, void* dst);    // quant_q8
 DotQ8ActFn avx2_dot_q8act(uint32_t type_id);
 DotQ8ActFn avx2_gemm_q8k(uint32_t type_id);  // quant_q8k.cpp; K-quants only
 bool avx2_available();
+// quant_avx512.cpp: whether the CPU has AVX-512 F/BW/VL/DQ (and AVX2), and the exact prefill panels'
+// register tile in 512-bit registers: acc[16 t + r] += sum over k < cnt of pk[16 k + r] * x[t * ldx + k]
+// for t < nt, the same roundings as the AVX2 tile (one FMA chain per output over the chunk).
+bool avx512_available();
+void panel_tiles_avx512(const float* pk, int64_t cnt, const float* x, int64_t ldx, int nt, float* acc);
+// And the exact decode GEMVs of one row of nb blocks (quant_avx2.cpp's, in 16 lanes); the K-quants
+// take xs, the sums of x over each 32-element sub-block.
+float gemv_q8_0_avx512(const void* w, int64_t nb, const float* x);
+float gemv_q4_0_avx512(const void* w, int64_t nb, const float* x);
+float gemv_q6_K_avx512(const void* w, int64_t nb, const float* x);
+float gemv_q4_K_avx512(const void* w, int64_t nb, const float* x, const float* xs);
+float gemv_q5_K_avx512(const void* w, int64_t nb, const float* x, const float* xs);
 
 }  // namespace moescope::quant

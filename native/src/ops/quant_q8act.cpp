@@ -50,7 +50,7 @@ DotQ8ActFn scalar_dot_q8act(uint32_t type_id) {
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#include "ops/avx2_region.h"
+#include "ops/simd_region.h"
 
 MS_AVX2_BEGIN
 
