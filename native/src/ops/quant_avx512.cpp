@@ -9,11 +9,12 @@
 // of CPU (each within the tests' bounds; dot and dot_rows still agree bit for bit on one machine).
 //
 // The prefill tile: the exact panels of quant_avx2.cpp (16 weight rows decoded to floats, packed
-// k-major) against up to 24 tokens at once. One 512-bit register holds the 16 rows of one k, so
-// per k it is one weight load and, per token, one FMA with the activation broadcast from memory
-// (24 accumulators of the 32 registers). Each output is still one FMA chain over the chunk's k in
-// order, added to acc once per chunk: the AVX2 tile's roundings exactly, so results are the same
-// bits on either kind of CPU.
+// k-major) against up to 12 tokens at once. One 512-bit register holds the 16 rows of one k, so
+// per k it is one weight load and, per token, one FMA with the activation broadcast from memory.
+// Each output is still one FMA chain over the chunk's k in order, added to acc once per chunk: the
+// AVX2 tile's roundings exactly, so results are the same bits on either kind of CPU. Why 12: tiles
+// of 24 tokens ran 30 % slower than AVX2 at 128 tokens (24 activation rows 4 KiB apart, and the
+// pointers to them spilled), 8 and 12 ran 30-40 % faster (`node tests/ops/kernel-ab.js prefill`).
 #include <array>
 #include <cstdint>
 #include <cstdlib>
@@ -160,7 +161,7 @@ float gemv_q6_K(const void* w, int64_t nb, const float* x) {
 }
 
 constexpr int PANEL = 16;      // rows per panel: quant_avx2.cpp's
-constexpr int MAX_TOKENS = 12;  // accumulators per tile
+constexpr int MAX_TOKENS = 12;  // accumulators per tile (see the top of the file)
 
 // acc[16 t .. 16 t + 15] += sum over k < cnt of pk[16 k .. 16 k + 15] * x[t * ldx + k], t < TT.
 template <int TT>
