@@ -77,6 +77,7 @@ struct StoreSink {
 // ---- block decoders (ggml's dequantize_row_* in vector form) ----
 
 struct Q8_0 {
+  static constexpr GgmlType kType = GgmlType::Q8_0;
   static constexpr int KQUANT_BITS = 0;  // 4/5: Q4_K/Q5_K, whose GEMV wants sub-block sums of x
   using block = block_q8_0;
   static constexpr int QK = QK8_0;
@@ -91,6 +92,7 @@ struct Q8_0 {
 };
 
 struct Q4_0 {
+  static constexpr GgmlType kType = GgmlType::Q4_0;
   static constexpr int KQUANT_BITS = 0;  // 4/5: Q4_K/Q5_K, whose GEMV wants sub-block sums of x
   using block = block_q4_0;
   static constexpr int QK = QK4_0;
@@ -120,6 +122,7 @@ MS_INLINE void affine32(__m256i q, float d, float m, int off, Sink& s) {
 }
 
 struct Q4_K {
+  static constexpr GgmlType kType = GgmlType::Q4_K;
   static constexpr int KQUANT_BITS = 4;  // 4/5: Q4_K/Q5_K, whose GEMV wants sub-block sums of x
   using block = block_q4_K;
   static constexpr int QK = QK_K;
@@ -139,6 +142,7 @@ struct Q4_K {
 };
 
 struct Q5_K {
+  static constexpr GgmlType kType = GgmlType::Q5_K;
   static constexpr int KQUANT_BITS = 5;  // 4/5: Q4_K/Q5_K, whose GEMV wants sub-block sums of x
   using block = block_q5_K;
   static constexpr int QK = QK_K;
@@ -172,6 +176,7 @@ MS_INLINE void scaled32(__m256i q, float ds0, float ds1, int off, Sink& s) {
 }
 
 struct Q6_K {
+  static constexpr GgmlType kType = GgmlType::Q6_K;
   static constexpr int KQUANT_BITS = 0;  // 4/5: Q4_K/Q5_K, whose GEMV wants sub-block sums of x
   using block = block_q6_K;
   static constexpr int QK = QK_K;
@@ -304,6 +309,13 @@ MS_INLINE void panel_tiles(const float* pk, int64_t cnt, const float* x, int64_t
   }
 }
 
+// Prefetch the bytes [off, off + BYTES] of prow rows, row r at w + r * stride (stride 0: one row).
+template <size_t BYTES>
+MS_INLINE void prefetch_rows(const uint8_t* w, size_t stride, int prow, size_t off) {
+  for (int r = 0; r < (stride ? prow : 1); ++r)
+    for (size_t o = 0; o <= BYTES; o += 64) __builtin_prefetch(w + r * stride + off + o);
+}
+
 // nrows rows, row r at w + r * stride, against ntok activation rows; out[t * ldo + r]. Panels of
 // 16 rows; in a last panel of fewer rows the absent rows are zeros.
 // DECODE(row, i0, cnt, dst) writes cnt decoded floats of the row, from element i0, to dst;
@@ -313,6 +325,7 @@ MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const 
                           int ntok, float* out, int64_t ldo, Decode decode) {
   alignas(32) float rows[PANEL][CHUNK];
   alignas(64) float pk[CHUNK * PANEL];  // a cache line per k
+  const PanelDecodeFn k_major = Decode::k_major();
   __m256 acc[TOKENS_PER_PASS][2];
   for (int64_t r0 = 0; r0 < nrows; r0 += PANEL) {
     const int prow = (int)(nrows - r0 < PANEL ? nrows - r0 : PANEL);
@@ -329,13 +342,23 @@ MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const 
       for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
         const int64_t cnt = n - i0 < CHUNK ? n - i0 : CHUNK;
         const int64_t cnt8 = (cnt + 7) & ~(int64_t)7;  // element rows need not be multiples of 8
-        for (int r = 0; r < prow; ++r) {
-          decode(wp + r * stride, i0, cnt, rows[r]);
-          if (cnt8 != cnt) memset(rows[r] + cnt, 0, (size_t)(cnt8 - cnt) * sizeof(float));
-        }
-        for (int64_t k0 = 0; k0 < cnt8; k0 += 8) {
-          transpose8(&rows[0][k0], CHUNK, pk + k0 * PANEL, PANEL);
-          if (prow > 8) transpose8(&rows[8][k0], CHUNK, pk + k0 * PANEL + 8, PANEL);
+        // The next chunk's weights (this panel's, or at its end the next panel's first) are fetched
+        // while this one is multiplied: each chunk touches 16 rows a row apart, which the hardware
+        // prefetcher does not follow (the misses were half of an AVX-512 panel's decode time).
+        if (i0 + CHUNK < n) prefetch_rows<Decode::kChunkBytes>(wp, stride, prow, Decode::byte_offset(i0 + CHUNK));
+        else if (t0 + TOKENS_PER_PASS >= ntok && r0 + PANEL < nrows) prefetch_rows<Decode::kChunkBytes>(wp + PANEL * stride, stride, PANEL, 0);
+        if (k_major && cnt == CHUNK) {
+          k_major(wp, stride, prow, i0, pk);
+        } else {
+          for (int r = 0; r < prow; ++r) {
+            decode(wp + r * stride, i0, cnt, rows[r]);
+            if (cnt8 != cnt) memset(rows[r] + cnt, 0, (size_t)(cnt8 - cnt) * sizeof(float));
+          }
+          for (int64_t k0 = 0; k0 < cnt8; k0 += 8) {
+            transpose8(&rows[0][k0], CHUNK, pk + k0 * PANEL, PANEL);
+            if (prow > 8) transpose8(&rows[8][k0], CHUNK, pk + k0 * PANEL + 8, PANEL);
+            else if (k_major) memset(pk + k0 * PANEL + 8, 0, 8 * sizeof(float));  // k_major may have filled them
+          }
         }
         if (!Decode::kPairwise && kAvx512) panel_tiles_avx512(pk, cnt, xt + i0, ldx, nt, (float*)acc);
         else panel_tiles<TILE_TOKENS, Decode::kPairwise>(pk, cnt, xt + i0, ldx, nt, acc);
@@ -548,6 +571,10 @@ struct DecodeBlocks {
   // +28-30 %, Q4_K_M +21-25 %, fast Q8_0 +16 %; small-scout Q8_0/Q6_K/Q4_K_M prompt logits 3.0e-6 ..
   // 3.8e-6 from float64 instead of 1.2e-6 .. 1.7e-6 (tests/golden/fast-mode-error.js).
   static constexpr bool kPairwise = false;
+  // Where the CPU has AVX-512, Q8_0, Q4_K and Q6_K panels decode straight into k-major order.
+  static PanelDecodeFn k_major() { return kAvx512 ? panel_decode_avx512((uint32_t)T::kType) : nullptr; }
+  static constexpr size_t kChunkBytes = CHUNK / T::QK * sizeof(typename T::block);
+  static constexpr size_t byte_offset(int64_t i) { return (size_t)(i / T::QK) * sizeof(typename T::block); }
   MS_INLINE void operator()(const uint8_t* row, int64_t i0, int64_t cnt, float* dst) const {
     StoreSink s{dst};
     const typename T::block* blocks = (const typename T::block*)row;
@@ -630,6 +657,9 @@ struct LoadBF16 {
 template <class L>
 struct DecodeElems {
   static constexpr bool kPairwise = L::kPairwise;
+  static PanelDecodeFn k_major() { return nullptr; }
+  static constexpr size_t kChunkBytes = CHUNK * sizeof(typename L::elem);
+  static constexpr size_t byte_offset(int64_t i) { return (size_t)i * sizeof(typename L::elem); }
   MS_INLINE void operator()(const uint8_t* row, int64_t i0, int64_t cnt, float* dst) const {
     const typename L::elem* e = (const typename L::elem*)row + i0;
     int64_t i = 0;

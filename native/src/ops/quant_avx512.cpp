@@ -18,6 +18,7 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 
@@ -160,6 +161,147 @@ float gemv_q6_K(const void* w, int64_t nb, const float* x) {
   return hsum16(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
+// ---- the prefill panels' weights, decoded straight into k-major order ----
+// pk[16 k + r] = weight k of row r of a 16-row panel, for one 256-element chunk: what quant_avx2.cpp's
+// dot_panels otherwise gets by decoding each row to floats and transposing 8 x 8 blocks of floats.
+// Here the quant bytes of the 16 rows are transposed as bytes (16 bytes per k instead of 64), and
+// each k's 16 quants are converted at once, with the 16 rows' scales as a vector. Every weight is
+// the same float as the AVX2 decoders give (the same products, the scales formed the same way), so
+// the panels stay bit for bit those of an AVX2 CPU. Rows from prow on are zeros.
+
+// 16 rows of 32 bytes (row r in r[r]) -> t[i]: the 16 rows' byte i (low lane) and byte 16 + i (high
+// lane), by four rounds of in-lane unpacks.
+MS_INLINE void transpose16x32_bytes(const __m256i r[16], __m256i t[16]) {
+  __m256i a[16], b[16];
+  MS_UNROLL for (int i = 0; i < 8; ++i) {  // 16-bit units: rows 2i, 2i+1 at k 0-7 (a[i]), 8-15 (a[8+i])
+    a[i] = _mm256_unpacklo_epi8(r[2 * i], r[2 * i + 1]);
+    a[8 + i] = _mm256_unpackhi_epi8(r[2 * i], r[2 * i + 1]);
+  }
+  MS_UNROLL for (int h = 0; h < 2; ++h)  // 32-bit units: rows 4m..4m+3, k groups of 4: b[8h + 4q + m]
+    MS_UNROLL for (int m = 0; m < 4; ++m) {
+      b[8 * h + m] = _mm256_unpacklo_epi16(a[8 * h + 2 * m], a[8 * h + 2 * m + 1]);      // k 8h + 0..3
+      b[8 * h + 4 + m] = _mm256_unpackhi_epi16(a[8 * h + 2 * m], a[8 * h + 2 * m + 1]);  // k 8h + 4..7
+    }
+  MS_UNROLL for (int g = 0; g < 4; ++g) {  // 64-bit units (rows 0-7, 8-15; k pairs), then all 16 rows
+      const __m256i c0 = _mm256_unpacklo_epi32(b[4 * g + 0], b[4 * g + 1]), c1 = _mm256_unpacklo_epi32(b[4 * g + 2], b[4 * g + 3]);
+      const __m256i c2 = _mm256_unpackhi_epi32(b[4 * g + 0], b[4 * g + 1]), c3 = _mm256_unpackhi_epi32(b[4 * g + 2], b[4 * g + 3]);
+      t[4 * g + 0] = _mm256_unpacklo_epi64(c0, c1);
+      t[4 * g + 1] = _mm256_unpackhi_epi64(c0, c1);
+      t[4 * g + 2] = _mm256_unpacklo_epi64(c2, c3);
+      t[4 * g + 3] = _mm256_unpackhi_epi64(c2, c3);
+    }
+}
+
+// The 16 rows' 32 bytes at byte offset `at` of each row (absent rows: zeros), transposed into
+// q[k][16] for k = 0..31.
+MS_INLINE void gather_transposed(const uint8_t* w, size_t stride, int prow, size_t at, uint8_t (*q)[16]) {
+  __m256i r[16], t[16];
+  MS_UNROLL for (int i = 0; i < 16; ++i)
+    r[i] = i < prow ? _mm256_loadu_si256((const __m256i*)(w + i * stride + at)) : _mm256_setzero_si256();
+  transpose16x32_bytes(r, t);
+  MS_UNROLL for (int i = 0; i < 16; ++i) {
+    _mm_storeu_si128((__m128i*)q[i], _mm256_castsi256_si128(t[i]));
+    _mm_storeu_si128((__m128i*)q[16 + i], _mm256_extracti128_si256(t[i], 1));
+  }
+}
+
+MS_INLINE __m512 u8x16(const uint8_t* q) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q))); }
+MS_INLINE __m512 i8x16(const uint8_t* q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)q))); }
+
+// Q8_0: 8 blocks of 32; weight = q * d (Q8_0::decode).
+void panel_q8_0(const uint8_t* w, size_t stride, int prow, int64_t i0, float* pk) {
+  alignas(64) uint8_t q[32][16];
+  alignas(64) float d[16];
+  for (int64_t blk = i0 / QK8_0; blk < i0 / QK8_0 + 8; ++blk, pk += 16 * QK8_0) {
+    const size_t at = (size_t)blk * sizeof(block_q8_0);
+    for (int r = 0; r < 16; ++r) d[r] = r < prow ? half_to_float(((const block_q8_0*)(w + r * stride + at))->d) : 0.0f;
+    gather_transposed(w, stride, prow, at + offsetof(block_q8_0, qs), q);
+    const __m512 dv = _mm512_load_ps(d);
+    MS_UNROLL for (int k = 0; k < 32; ++k) _mm512_store_ps(pk + 16 * k, _mm512_mul_ps(i8x16(q[k]), dv));
+  }
+}
+
+// Q4_K: weight = (d * sc) * q - dmin * m, the sub-block's scale and min (Q4_K::decode's affine32).
+void panel_q4_K(const uint8_t* w, size_t stride, int prow, int64_t i0, float* pk) {
+  alignas(64) float dsc[8][16], dm[8][16];
+  const size_t at = (size_t)(i0 / QK_K) * sizeof(block_q4_K);
+  for (int r = 0; r < 16; ++r) {
+    if (r >= prow) {
+      for (int s = 0; s < 8; ++s) dsc[s][r] = dm[s][r] = 0.0f;
+      continue;
+    }
+    const block_q4_K& b = *(const block_q4_K*)(w + r * stride + at);
+    const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
+    for (int s = 0; s < 8; ++s) {
+      uint8_t sc, m;
+      get_scale_min_k4(s, b.scales, &sc, &m);
+      dsc[s][r] = d * sc;
+      dm[s][r] = dmin * m;
+    }
+  }
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int j = 0; j < 4; ++j) {  // bytes 32j .. 32j + 31: sub-blocks 2j (low nibbles) and 2j + 1 (high)
+    __m256i r[16], t[16];
+    MS_UNROLL for (int i = 0; i < 16; ++i)
+      r[i] = i < prow ? _mm256_loadu_si256((const __m256i*)(w + i * stride + at + offsetof(block_q4_K, qs) + 32 * j)) : _mm256_setzero_si256();
+    transpose16x32_bytes(r, t);
+    alignas(64) uint8_t lo[32][16], hi[32][16];
+    MS_UNROLL for (int i = 0; i < 16; ++i) {
+      const __m256i l = _mm256_and_si256(t[i], m4), h = _mm256_and_si256(_mm256_srli_epi16(t[i], 4), m4);
+      _mm_store_si128((__m128i*)lo[i], _mm256_castsi256_si128(l));
+      _mm_store_si128((__m128i*)lo[16 + i], _mm256_extracti128_si256(l, 1));
+      _mm_store_si128((__m128i*)hi[i], _mm256_castsi256_si128(h));
+      _mm_store_si128((__m128i*)hi[16 + i], _mm256_extracti128_si256(h, 1));
+    }
+    const __m512 da = _mm512_load_ps(dsc[2 * j]), ma = _mm512_load_ps(dm[2 * j]);
+    const __m512 db = _mm512_load_ps(dsc[2 * j + 1]), mb = _mm512_load_ps(dm[2 * j + 1]);
+    float* pa = pk + 16 * (64 * j), *pb = pa + 16 * 32;
+    MS_UNROLL for (int k = 0; k < 32; ++k) {
+      _mm512_store_ps(pa + 16 * k, _mm512_fmsub_ps(u8x16(lo[k]), da, ma));
+      _mm512_store_ps(pb + 16 * k, _mm512_fmsub_ps(u8x16(hi[k]), db, mb));
+    }
+  }
+}
+
+// Q6_K: weight = (d * sc) * (q - 32), one scale per 16 (Q6_K::decode's scaled32); each row's
+// quants first assembled as signed bytes in element order (gemv_q6_K's assembly).
+void panel_q6_K(const uint8_t* w, size_t stride, int prow, int64_t i0, float* pk) {
+  alignas(64) int8_t rows[16][QK_K];
+  alignas(64) float ds[16][16];  // [group of 16 k][row]
+  alignas(64) uint8_t q[32][16];
+  const size_t at = (size_t)(i0 / QK_K) * sizeof(block_q6_K);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
+  const __m256i bias = _mm256_set1_epi8(32);
+  for (int r = 0; r < 16; ++r) {
+    if (r >= prow) {
+      memset(rows[r], 0, sizeof(rows[r]));
+      for (int g = 0; g < 16; ++g) ds[g][r] = 0.0f;
+      continue;
+    }
+    const block_q6_K& b = *(const block_q6_K*)(w + r * stride + at);
+    const float d = half_to_float(b.d);
+    for (int g = 0; g < 16; ++g) ds[g][r] = d * b.scales[g];
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = b.ql + 64 * h;
+      const __m256i a = _mm256_loadu_si256((const __m256i*)ql);
+      const __m256i c = _mm256_loadu_si256((const __m256i*)(ql + 32));
+      const __m256i qh = _mm256_loadu_si256((const __m256i*)(b.qh + 32 * h));
+      __m256i* out = (__m256i*)(rows[r] + 128 * h);
+      _mm256_store_si256(out + 0, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)), bias));
+      _mm256_store_si256(out + 1, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(c, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)), bias));
+      _mm256_store_si256(out + 2, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), _mm256_and_si256(qh, m30)), bias));
+      _mm256_store_si256(out + 3, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
+                                                                  _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)), bias));
+    }
+  }
+  for (int c = 0; c < 8; ++c) {  // elements 32c .. 32c + 31
+    gather_transposed((const uint8_t*)rows, QK_K, 16, 32 * c, q);
+    const __m512 d0 = _mm512_load_ps(ds[2 * c]), d1 = _mm512_load_ps(ds[2 * c + 1]);
+    MS_UNROLL for (int k = 0; k < 16; ++k) _mm512_store_ps(pk + 16 * (32 * c + k), _mm512_mul_ps(i8x16(q[k]), d0));
+    MS_UNROLL for (int k = 16; k < 32; ++k) _mm512_store_ps(pk + 16 * (32 * c + k), _mm512_mul_ps(i8x16(q[k]), d1));
+  }
+}
+
 constexpr int PANEL = 16;      // rows per panel: quant_avx2.cpp's
 constexpr int MAX_TOKENS = 12;  // accumulators per tile (see the top of the file)
 
@@ -195,6 +337,15 @@ void panel_tiles_avx512(const float* pk, int64_t cnt, const float* x, int64_t ld
   }
 }
 
+PanelDecodeFn panel_decode_avx512(uint32_t type_id) {
+  switch ((GgmlType)type_id) {
+    case GgmlType::Q8_0: return panel_q8_0;
+    case GgmlType::Q4_K: return panel_q4_K;
+    case GgmlType::Q6_K: return panel_q6_K;
+    default: return nullptr;
+  }
+}
+
 float gemv_q8_0_avx512(const void* w, int64_t nb, const float* x) { return gemv_q8_0(w, nb, x); }
 float gemv_q4_0_avx512(const void* w, int64_t nb, const float* x) { return gemv_q4_0(w, nb, x); }
 float gemv_q6_K_avx512(const void* w, int64_t nb, const float* x) { return gemv_q6_K(w, nb, x); }
@@ -222,6 +373,7 @@ bool avx512_available() {
 namespace moescope::quant {
 bool avx512_available() { return false; }
 void panel_tiles_avx512(const float*, int64_t, const float*, int64_t, int, float*) {}
+PanelDecodeFn panel_decode_avx512(uint32_t) { return nullptr; }
 float gemv_q8_0_avx512(const void*, int64_t, const float*) { return 0.0f; }
 float gemv_q4_0_avx512(const void*, int64_t, const float*) { return 0.0f; }
 float gemv_q6_K_avx512(const void*, int64_t, const float*) { return 0.0f; }

@@ -255,6 +255,11 @@ bool avx2_available();
 // for t < nt, the same roundings as the AVX2 tile (one FMA chain per output over the chunk).
 bool avx512_available();
 void panel_tiles_avx512(const float* pk, int64_t cnt, const float* x, int64_t ldx, int nt, float* acc);
+// The prefill panels' weights decoded straight into k-major order: pk[16 k + r] = weight i0 + k of
+// row r (row r at w + r * stride; rows >= prow give zeros), k < 256, i0 % 256 == 0; the same floats
+// as the AVX2 decoders. nullptr for types without one (they decode row by row and transpose).
+using PanelDecodeFn = void (*)(const uint8_t* w, size_t stride, int prow, int64_t i0, float* pk);
+PanelDecodeFn panel_decode_avx512(uint32_t type_id);
 // And the exact decode GEMVs of one row of nb blocks (quant_avx2.cpp's, in 16 lanes); the K-quants
 // take xs, the sums of x over each 32-element sub-block.
 float gemv_q8_0_avx512(const void* w, int64_t nb, const float* x);
