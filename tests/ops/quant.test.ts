@@ -190,9 +190,10 @@ describe("weight-type registry", () => {
     if (process.env.MOESCOPE_NO_AVX512) expect(native.dotKernel).not.toBe("avx512+avx2+fma");
   });
 
-  // The AVX-512 prefill tile claims the AVX2 tile's roundings exactly (quant_avx512.cpp): the same
-  // products computed here and in a process held to AVX2 must agree bit for bit.
-  it.skipIf(native.dotKernel !== "avx512+avx2+fma")("the AVX-512 prefill panels give the AVX2 panels' bits", () => {
+  // The AVX-512 prefill panels (quant_avx512.cpp) and the fast mode's VNNI tile (quant_q8k.cpp) claim
+  // the AVX2 kernels' roundings exactly: the same products computed here and in a process held to
+  // AVX2 must agree bit for bit.
+  it.skipIf(native.dotKernel !== "avx512+avx2+fma")("the AVX-512 prefill kernels give the AVX2 kernels' bits, exact and fast", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-avx2-"));
     try {
       const cases: { type: number; n: number; nrows: number; ntok: number }[] = [];
@@ -212,8 +213,12 @@ describe("weight-type registry", () => {
         JSON.parse(fs.readFileSync(path.join(dir, "cases.json"), "utf8")).forEach((c, i) => {
           const b = fs.readFileSync(path.join(dir, "x" + i));
           const x = new Float32Array(b.buffer, b.byteOffset, b.length / 4);
-          const y = native._dotRows(c.type, fs.readFileSync(path.join(dir, "w" + i)), x, c.n, c.ntok, c.nrows);
+          const w = fs.readFileSync(path.join(dir, "w" + i));
+          const y = native._dotRows(c.type, w, x, c.n, c.ntok, c.nrows);
           fs.writeFileSync(path.join(dir, "y" + i), Buffer.from(y.buffer, y.byteOffset, y.byteLength));
+          if (![12, 13, 14].includes(c.type)) return;  // the fast mode's int8 GEMM is the K-quants'
+          const g = native._gemmQ8K(c.type, w, native._quantizeQ8K(x, c.n), c.n, c.ntok, c.nrows);
+          fs.writeFileSync(path.join(dir, "g" + i), Buffer.from(g.buffer, g.byteOffset, g.byteLength));
         });`;
       execFileSync(process.execPath, ["-e", script, dir], { env: { ...process.env, MOESCOPE_NO_AVX512: "1" } });
       cases.forEach((c, i) => {
@@ -224,6 +229,10 @@ describe("weight-type registry", () => {
         const avx2 = new Float32Array(yb.buffer, yb.byteOffset, yb.length / 4);
         expect(Buffer.from(mine.buffer, mine.byteOffset, mine.byteLength).equals(Buffer.from(avx2.buffer, avx2.byteOffset, avx2.byteLength)),
           `type ${c.type} n=${c.n} rows=${c.nrows} ntok=${c.ntok}`).toBe(true);
+        if (![Q4_K, Q5_K, Q6_K].includes(c.type)) return;
+        const g: Float32Array = native._gemmQ8K(c.type, fs.readFileSync(path.join(dir, `w${i}`)), native._quantizeQ8K(x, c.n), c.n, c.ntok, c.nrows);
+        expect(Buffer.from(g.buffer, g.byteOffset, g.byteLength).equals(fs.readFileSync(path.join(dir, `g${i}`))),
+          `fast mode, type ${c.type} n=${c.n} rows=${c.nrows} ntok=${c.ntok}`).toBe(true);
       });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

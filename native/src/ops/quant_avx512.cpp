@@ -1,5 +1,5 @@
-// AVX-512 microkernels, for CPUs that have AVX-512 F/BW/VL/DQ (AMD Zen 4 and 5, Intel Xeon since
-// Skylake-SP): the places where a 512-bit register does twice what an AVX2 one does per
+// AVX-512 microkernels, for CPUs that have AVX-512 F/BW/VL/DQ/VNNI (AMD Zen 4 and 5, Intel Xeon
+// since Cascade Lake): the places where a 512-bit register does twice what an AVX2 one does per
 // instruction. The AVX2 kernels (quant_avx2.cpp) call them when avx512_available() said yes.
 //
 // The decode GEMVs (ntok == 1): the AVX2 ones (quant_avx2.cpp) with 16 lanes: one widening gives
@@ -364,7 +364,8 @@ bool avx512_available() {
   if (off && *off && std::strcmp(off, "0") != 0) return false;
   __builtin_cpu_init();
   return avx2_available() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vnni");
 }
 }  // namespace moescope::quant
 
