@@ -432,11 +432,15 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
     });
   }
   // Decode hands each thread a run of rows in one call: each row's result must land at its own place.
+  // Where Q8_0 has the AVX-512 VNNI tile (3 tokens and more), it works on panels of 16 rows, 8 tokens
+  // and 32 blocks at a time: 37 rows end in a partial panel, 9 and 130 tokens in partial tiles, and
+  // n = 4096 takes four rounds of blocks.
   for (const [name, type] of FAST) {
-    it(`${name}: fast dot over 7 rows at once equals the portable kernel row by row`, () => {
-      const r = rng(6100 + type), n = 512, rows = 7;
+    it(`${name}: fast dot over many rows at once equals the portable kernel row by row`, () => {
+      const r = rng(6100 + type);
+      for (const [n, rows, ntok] of [[512, 7, 1], [512, 7, 2], [512, 37, 3], [4096, 37, 9], [1024, 21, 130]]) {
       const w = native._quantize(type, new Float32Array(n * rows).map(() => 0.02 * r.normal()));
-      for (const ntok of [1, 2]) {
+      {
         const x = new Float32Array(n * ntok).map(() => f(r.normal()));
         const xq: Buffer = native._quantizeQ8Act(x, n);
         const fast: Float32Array = native._dotQ8Act(type, w, xq, n, ntok, rows);
@@ -445,9 +449,10 @@ describe("opt-in fast mode: int8 activations (not exact)", () => {
           const portable: Float32Array = native._dotQ8ActScalar(type, w.subarray(i * stride, (i + 1) * stride), xq, n, ntok);
           for (let t = 0; t < ntok; t++) {
             const got = fast[t * rows + i], want = portable[t];
-            expect(Math.abs(got - want), `${name} row ${i} token ${t}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
+            expect(Math.abs(got - want), `${name} n=${n} ntok=${ntok} row ${i} token ${t}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
           }
         }
+      }
       }
     });
   }

@@ -17,9 +17,8 @@ constexpr int64_t kTokenTile = 128;
 // The fast mode's int8 kernels round activations as llama.cpp does for each weight type. K-quants:
 // gemm_q8k, activations per 256 (quantize_q8k), for any number of activation rows T (it dots row by
 // row for 1-2 and runs an int8 register tile from 3). Q8_0 and Q4_0: dot_q8act, activations per 32
-// (quantize_q8act), only up to 4 rows: beyond, their exact panel kernels are the faster ones
-// (fast/exact time, one core, 1024 x 1024: Q8_0 0.96 at 4 tokens, 1.20 at 6).
-constexpr int64_t kDotMaxTokens = 4;
+// (quantize_q8act), up to the rows its registry entry says (dot_q8act_max_tokens): beyond, the exact
+// panel kernels are the faster ones.
 
 // Which kernels compute a product of T activation rows: the exact ones, the int8 dot (activations
 // rounded per 32) or the int8 GEMM (per 256). The matrices of one op_matmul_group range share one,
@@ -28,7 +27,7 @@ enum class Family { Exact, Int8Dot, Int8Gemm };
 Family kernel_family(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
   if (precision != Precision::Fast || W.n_in % 32 != 0) return Family::Exact;
   if (tt.gemm_q8k) return Family::Int8Gemm;
-  return tt.dot_q8act && T <= kDotMaxTokens ? Family::Int8Dot : Family::Exact;
+  return tt.dot_q8act && T <= tt.dot_q8act_max_tokens ? Family::Int8Dot : Family::Exact;
 }
 
 // The kernels prefetch ahead of what they read (quant_blocks.h); ask for the first 2 KiB of a piece

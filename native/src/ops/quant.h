@@ -42,6 +42,9 @@ struct TypeTraits {
                     float* out, int64_t ldo);
   void (*gemm_q8k)(const void* w, size_t row_stride, int64_t nrows, const void* xq, size_t ldxq, int64_t n, int ntok,
                    float* out, int64_t ldo);
+  // Up to how many activation rows dot_q8act is faster than the exact kernels (ops/matmul.cpp uses
+  // them beyond): 4 for the row-by-row dots, no limit for AVX-512's Q8_0 tile (quant_q8act.cpp).
+  int64_t dot_q8act_max_tokens;
 };
 
 // Fast mode activations for dot_q8act: n floats (n % 32 == 0) -> q8act_row_bytes(n) bytes: int8

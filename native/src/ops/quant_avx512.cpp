@@ -29,12 +29,6 @@
 
 #include "ops/simd_region.h"
 
-#if !defined(__clang__) && __GNUC__ < 13
-// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through masked builtins, and its
-// uninitialized-value analysis flags them at every inlined use (GCC bug 105593, fixed in 13).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 MS_AVX512_BEGIN
 

@@ -248,6 +248,7 @@ DotQ8ActFn scalar_gemm_q8k(uint32_t type_id);   // quant_q8k.cpp; the K-quants
 void quantize_q8act_portable(const float* x, int64_t n, void* dst);  // quant_q8act.cpp
 void quantize_q8k_portable(const float* x, int64_t n, void* dst);    // quant_q8k.cpp
 DotQ8ActFn avx2_dot_q8act(uint32_t type_id);
+int64_t dot_q8act_max_tokens(DotQ8ActFn dot);  // quant_q8act.cpp: TypeTraits::dot_q8act_max_tokens
 DotQ8ActFn avx2_gemm_q8k(uint32_t type_id);  // quant_q8k.cpp; K-quants only
 bool avx2_available();
 // quant_avx512.cpp: whether the CPU has AVX-512 F/BW/VL/DQ (and AVX2), and the exact prefill panels'

@@ -19,3 +19,10 @@
 #define MS_AVX2_END _Pragma("GCC pop_options")
 #define MS_AVX512_END _Pragma("GCC pop_options")
 #endif
+
+#if !defined(__clang__) && defined(__GNUC__) && __GNUC__ < 13
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through masked builtins, and its
+// uninitialized-value analysis flags them at every inlined use (GCC bug 105593, fixed in 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
