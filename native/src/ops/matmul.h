@@ -12,8 +12,9 @@ namespace moescope {
 
 enum class Precision {
   Exact,  // float32 activations, float32 accumulation: the default, and always for routers
-  Fast,   // opt-in: activations rounded to int8 per 32 values (llama.cpp's way), ~1e-3 relative error,
-          // in products of at most 4 activation rows (decode); larger ones are faster exact (matmul.cpp)
+  Fast,   // opt-in: activations rounded to int8 as llama.cpp rounds them for the weight type (per 256
+          // values for the K-quants, per 32 for Q8_0 and Q4_0), ~1e-3 relative error, in the products
+          // where that is the faster kernel (matmul.cpp's kernel_family)
 };
 
 // x: [T, ldx] (first W.n_in used), y: [T, ldy] (first W.n_out written). Precision::Fast applies to
