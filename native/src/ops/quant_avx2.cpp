@@ -449,9 +449,7 @@ MS_INLINE float gemv_kquant(const kquant_block<FIVE_BITS>* b, int64_t nb, const 
     prefetch_ahead<sizeof(b[k])>(b + k);
     const __m256 d = _mm256_set1_ps(half_to_float(b[k].d));
     const __m256 dmin = _mm256_set1_ps(half_to_float(b[k].dmin));
-    alignas(16) uint8_t sm[16];
-    unpack_scales_k4(b[k].scales, sm);
-    const __m128i smv = _mm_load_si128((const __m128i*)sm);
+    const __m128i smv = scales_mins_k4(b[k].scales);
     _mm256_store_ps(dsc, _mm256_mul_ps(d, u8_to_f32(smv)));                          // d * sc, per sub-block
     const __m256 bm = _mm256_mul_ps(_mm256_mul_ps(dmin, u8_to_f32(hi64(smv))), _mm256_loadu_ps(xs));  // dmin * m * sum x
     const uint8_t* qs = b[k].qs;

@@ -86,6 +86,19 @@ MQ_INLINE void round32_int8(const float* x, __m256 inv, int8_t* qs, int sums16[2
   sums16[1] = _mm_extract_epi32(h2, 2) + _mm_extract_epi32(h2, 3);
 }
 
+// The 8 six-bit scales (bytes 0-7) and mins (8-15)
+// of a Q4_K/Q5_K block from its 12 scale bytes (ggml's get_scale_min_k4 for all eight at once), in
+// registers: a scalar unpacking written to memory as 32-bit words and read back as wider vectors
+// stalls on failed store forwarding (16 bytes are read: the block's quants follow its scales).
+MQ_INLINE __m128i scales_mins_k4(const uint8_t* q) {
+  const __m128i v = _mm_loadu_si128((const __m128i*)q);  // dwords u0 u1 u2
+  const __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x3F));  // sc0-3 | m0-3
+  const __m128i top = _mm_and_si128(_mm_srli_epi16(v, 2), _mm_set1_epi8(0x30));  // bits 6-7 of u0 | u1, as bits 4-5
+  const __m128i u2 = _mm_shuffle_epi32(v, 0xAA);
+  const __m128i low4 = _mm_blend_epi32(_mm_and_si128(u2, _mm_set1_epi8(0x0F)), _mm_and_si128(_mm_srli_epi16(u2, 4), _mm_set1_epi8(0x0F)), 0x2);
+  return _mm_unpacklo_epi32(lo, _mm_or_si128(low4, top));  // sc0-3 sc4-7 m0-3 m4-7
+}
+
 // Q4_K / Q5_K: bytes 32i..32i+31 of a block's qs hold sub-block 2i (low nibbles) and 2i+1 (high
 // nibbles); Q5_K's fifth bit of element l of sub-block s is bit s of qh[l] (qh: the block's 32 qh bytes).
 template <bool FIVE_BITS>

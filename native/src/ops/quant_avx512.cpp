@@ -32,6 +32,8 @@
 
 MS_AVX512_BEGIN
 
+#include "ops/quant_avx2_unpack.h"
+
 namespace moescope::quant {
 namespace {
 
@@ -92,10 +94,8 @@ float gemv_kquant(const void* w, int64_t nb, const float* x, const float* xs) {
   for (int64_t k = 0; k < nb; ++k, x += QK_K, xs += 8) {
     prefetch_ahead<sizeof(b[k])>(b + k);
     const __m256 d = _mm256_set1_ps(half_to_float(b[k].d)), dmin = _mm256_set1_ps(half_to_float(b[k].dmin));
-    alignas(16) uint8_t sm[16];
-    unpack_scales_k4(b[k].scales, sm);
-    const __m256i sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)sm));
-    const __m256i mn = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(sm + 8)));
+    const __m128i sm = scales_mins_k4(b[k].scales);
+    const __m256i sc = _mm256_cvtepu8_epi32(sm), mn = _mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8));
     _mm256_store_ps(dsc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc)));  // d * sc, per sub-block
     const __m256 bm = _mm256_mul_ps(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mn)), _mm256_loadu_ps(xs));  // dmin * m * sum x
     const uint8_t* qs = b[k].qs;

@@ -165,20 +165,6 @@ inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
   }
 }
 
-// The 8 six-bit scales (bytes 0-7) and mins (bytes 8-15) of a Q4_K/Q5_K block, all at once
-// (the same unpacking as get_scale_min_k4, on 32-bit words).
-inline void unpack_scales_k4(const uint8_t* q, uint8_t out[16]) {
-  uint32_t u[4];
-  std::memcpy(u, q, 12);
-  const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
-  u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
-  const uint32_t mins_lo = u[1] & m6;
-  u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
-  u[2] = mins_lo;
-  u[0] &= m6;
-  std::memcpy(out, u, 16);
-}
-
 // Decode GEMVs stream their weights from memory once. The hardware prefetcher alone keeps too few
 // lines in flight for one core: the exact Q8_0 GEMV read 9-10 GB/s on one core, and 7-9 GB/s per
 // core with both cores streaming; asking for the lines 2 KiB ahead gave 11-12 GB/s per core in

@@ -193,11 +193,9 @@ struct RowBlock {
 
 template <bool FIVE_BITS>
 MQ_INLINE void row_kquant(const kquant_block<FIVE_BITS>& b, RowBlock& r) {
-  alignas(16) uint8_t sm[16];
-  unpack_scales_k4(b.scales, sm);
+  const __m128i smv = scales_mins_k4(b.scales);  // 8 scales, then 8 mins; each covers two halves
   const __m256i qh = FIVE_BITS ? _mm256_loadu_si256((const __m256i*)kquant_qh(b)) : _mm256_setzero_si256();
   for (int i = 0; i < 4; ++i) kquant_unsigned<FIVE_BITS>(b.qs, qh, i, &r.q[2 * i], &r.q[2 * i + 1]);
-  const __m128i smv = _mm_load_si128((const __m128i*)sm);  // 8 scales, then 8 mins; each covers two halves
   r.w = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(smv, smv));
   r.ow = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(smv, smv));
   r.d = _cvtsh_ss(b.d);
@@ -313,9 +311,7 @@ MQ_INLINE float gemv_kquant_q8k(const kquant_block<FIVE_BITS>* b, const Q8KRow& 
   __m128 acc_m = _mm_setzero_ps();
   for (int64_t k = 0; k < nb; ++k) {
     prefetch_ahead<sizeof(b[k])>(b + k);
-    alignas(16) uint8_t sm[16];
-    unpack_scales_k4(b[k].scales, sm);
-    const __m256i sc_mins = _mm256_cvtepu8_epi16(_mm_load_si128((const __m128i*)sm));  // words 0-7 scales, 8-15 mins
+    const __m256i sc_mins = _mm256_cvtepu8_epi16(scales_mins_k4(b[k].scales));  // words 0-7 scales, 8-15 mins
     // mins: sum over sub-blocks of m_s * (sum of its 32 activations), the 16-sums added in pairs.
     const __m256i bs = _mm256_loadu_si256((const __m256i*)(y.bsums + 16 * k));
     const __m128i ys = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
