@@ -356,8 +356,7 @@ MS_INLINE void dot_panels(const uint8_t* w, size_t stride, int64_t nrows, const 
           }
           for (int64_t k0 = 0; k0 < cnt8; k0 += 8) {
             transpose8(&rows[0][k0], CHUNK, pk + k0 * PANEL, PANEL);
-            if (prow > 8) transpose8(&rows[8][k0], CHUNK, pk + k0 * PANEL + 8, PANEL);
-            else if (k_major) memset(pk + k0 * PANEL + 8, 0, 8 * sizeof(float));  // k_major may have filled them
+            if (prow > 8) transpose8(&rows[8][k0], CHUNK, pk + k0 * PANEL + 8, PANEL);  // else zeros (k_major too)
           }
         }
         if (!Decode::kPairwise && kAvx512) panel_tiles_avx512(pk, cnt, xt + i0, ldx, nt, (float*)acc);

@@ -1,7 +1,8 @@
 // The AVX2 pieces several weight-type kernels share: unpacking K-quant bytes into whole quants (the
 // exact kernels of quant_avx2.cpp and the fast mode's K-quant kernels in quant_q8k.cpp), the
-// activation rounding, and horizontal sums and maxima. Include it only between MS_AVX2_BEGIN and
-// MS_AVX2_END (simd_region.h): its functions are compiled for AVX2 where they are inlined.
+// activation rounding, and horizontal sums and maxima. Include it only inside a SIMD region
+// (MS_AVX2_BEGIN or MS_AVX512_BEGIN, simd_region.h): its functions are compiled for the region's
+// instruction set where they are inlined.
 #pragma once
 #include <immintrin.h>
 

@@ -8,6 +8,9 @@
 // float32 sums are taken in another order than AVX2's, so the last bits differ between the two kinds
 // of CPU (each within the tests' bounds; dot and dot_rows still agree bit for bit on one machine).
 //
+// The prefill panels' weights: Q8_0, Q4_K and Q6_K decoded straight into the k-major order the tile
+// reads (the same floats as quant_avx2.cpp's decoders; the section's comment says how).
+//
 // The prefill tile: the exact panels of quant_avx2.cpp (16 weight rows decoded to floats, packed
 // k-major) against up to 12 tokens at once. One 512-bit register holds the 16 rows of one k, so
 // per k it is one weight load and, per token, one FMA with the activation broadcast from memory.
@@ -29,7 +32,6 @@
 
 #include "ops/simd_region.h"
 
-
 MS_AVX512_BEGIN
 
 #include "ops/quant_avx2_unpack.h"
@@ -46,16 +48,17 @@ namespace {
 
 MS_INLINE float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
 MS_INLINE float half_to_float(f16_bits h) { return _cvtsh_ss(h); }
-MS_INLINE __m512 u8x16_to_f32(const uint8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p))); }
-MS_INLINE __m512 i8x16_to_f32(const int8_t* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
+// 16 bytes as 16 floats.
+MS_INLINE __m512 u8x16(const void* p) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p))); }
+MS_INLINE __m512 i8x16(const void* p) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p))); }
 
 float gemv_q8_0(const void* w, int64_t nb, const float* x) {
   const block_q8_0* b = (const block_q8_0*)w;
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   for (int64_t k = 0; k < nb; ++k, x += QK8_0) {
     prefetch_ahead<1>(b + k);
-    const __m512 s = _mm512_fmadd_ps(i8x16_to_f32(b[k].qs + 16), _mm512_loadu_ps(x + 16),
-                                     _mm512_mul_ps(i8x16_to_f32(b[k].qs), _mm512_loadu_ps(x)));
+    const __m512 s = _mm512_fmadd_ps(i8x16(b[k].qs + 16), _mm512_loadu_ps(x + 16),
+                                     _mm512_mul_ps(i8x16(b[k].qs), _mm512_loadu_ps(x)));
     const __m512 d = _mm512_set1_ps(half_to_float(b[k].d));
     if (k & 1) acc1 = _mm512_fmadd_ps(d, s, acc1);
     else acc0 = _mm512_fmadd_ps(d, s, acc0);
@@ -146,11 +149,11 @@ float gemv_q6_K(const void* w, int64_t nb, const float* x) {
       _mm256_store_si256(out + 3, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
                                                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)), bias));
     }
-    const __m512 ds = _mm512_mul_ps(_mm512_set1_ps(half_to_float(b[k].d)), i8x16_to_f32(b[k].scales));  // d * scale
+    const __m512 ds = _mm512_mul_ps(_mm512_set1_ps(half_to_float(b[k].d)), i8x16(b[k].scales));  // d * scale
     alignas(64) float dsa[16];
     _mm512_store_ps(dsa, ds);
     MS_UNROLL for (int s = 0; s < 16; ++s)
-      acc[s & 3] = _mm512_fmadd_ps(_mm512_set1_ps(dsa[s]), _mm512_mul_ps(i8x16_to_f32(q + 16 * s), _mm512_loadu_ps(x + 16 * s)), acc[s & 3]);
+      acc[s & 3] = _mm512_fmadd_ps(_mm512_set1_ps(dsa[s]), _mm512_mul_ps(i8x16(q + 16 * s), _mm512_loadu_ps(x + 16 * s)), acc[s & 3]);
   }
   return hsum16(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
@@ -199,8 +202,6 @@ MS_INLINE void gather_transposed(const uint8_t* w, size_t stride, int prow, size
   }
 }
 
-MS_INLINE __m512 u8x16(const uint8_t* q) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)q))); }
-MS_INLINE __m512 i8x16(const uint8_t* q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)q))); }
 
 // Q8_0: 8 blocks of 32; weight = q * d (Q8_0::decode).
 void panel_q8_0(const uint8_t* w, size_t stride, int prow, int64_t i0, float* pk) {
