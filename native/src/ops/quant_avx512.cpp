@@ -127,28 +127,25 @@ float gemv_kquant(const void* w, int64_t nb, const float* x, const float* xs) {
   return hsum16(acc);
 }
 
-// Q6_K: a block's quants assembled as signed bytes in element order (quant_avx2.cpp's gemv_q6_K),
+// A Q6_K block's 256 quants, q - 32, as signed bytes in element order at q (32-byte aligned).
+MS_INLINE void q6k_signed_bytes(const block_q6_K& b, int8_t* q) {
+  const __m256i bias = _mm256_set1_epi8(32);
+  for (int h = 0; h < 2; ++h) {
+    __m256i u[4];
+    q6k_unsigned(b, h, u);
+    MS_UNROLL for (int g = 0; g < 4; ++g) _mm256_store_si256((__m256i*)(q + 128 * h + 32 * g), _mm256_sub_epi8(u[g], bias));
+  }
+}
+
+// Q6_K: a block's quants assembled as signed bytes in element order (q6k_signed_bytes),
 // then one 16-element sub-block per register: widen, convert, multiply into x, scale once.
 float gemv_q6_K(const void* w, int64_t nb, const float* x) {
   const block_q6_K* b = (const block_q6_K*)w;
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
-  const __m256i bias = _mm256_set1_epi8(32);
   alignas(32) int8_t q[QK_K];
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t k = 0; k < nb; ++k, x += QK_K) {
     prefetch_ahead<sizeof(block_q6_K)>(b + k);
-    for (int h = 0; h < 2; ++h) {
-      const uint8_t* ql = b[k].ql + 64 * h;
-      const __m256i a = _mm256_loadu_si256((const __m256i*)ql);
-      const __m256i c = _mm256_loadu_si256((const __m256i*)(ql + 32));
-      const __m256i qh = _mm256_loadu_si256((const __m256i*)(b[k].qh + 32 * h));
-      __m256i* out = (__m256i*)(q + 128 * h);
-      _mm256_store_si256(out + 0, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)), bias));
-      _mm256_store_si256(out + 1, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(c, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)), bias));
-      _mm256_store_si256(out + 2, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), _mm256_and_si256(qh, m30)), bias));
-      _mm256_store_si256(out + 3, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
-                                                                  _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)), bias));
-    }
+    q6k_signed_bytes(b[k], q);
     const __m512 ds = _mm512_mul_ps(_mm512_set1_ps(half_to_float(b[k].d)), i8x16(b[k].scales));  // d * scale
     alignas(64) float dsa[16];
     _mm512_store_ps(dsa, ds);
@@ -265,8 +262,6 @@ void panel_q6_K(const uint8_t* w, size_t stride, int prow, int64_t i0, float* pk
   alignas(64) float ds[16][16];  // [group of 16 k][row]
   alignas(64) uint8_t q[32][16];
   const size_t at = (size_t)(i0 / QK_K) * sizeof(block_q6_K);
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
-  const __m256i bias = _mm256_set1_epi8(32);
   for (int r = 0; r < 16; ++r) {
     if (r >= prow) {
       memset(rows[r], 0, sizeof(rows[r]));
@@ -276,18 +271,7 @@ void panel_q6_K(const uint8_t* w, size_t stride, int prow, int64_t i0, float* pk
     const block_q6_K& b = *(const block_q6_K*)(w + r * stride + at);
     const float d = half_to_float(b.d);
     for (int g = 0; g < 16; ++g) ds[g][r] = d * b.scales[g];
-    for (int h = 0; h < 2; ++h) {
-      const uint8_t* ql = b.ql + 64 * h;
-      const __m256i a = _mm256_loadu_si256((const __m256i*)ql);
-      const __m256i c = _mm256_loadu_si256((const __m256i*)(ql + 32));
-      const __m256i qh = _mm256_loadu_si256((const __m256i*)(b.qh + 32 * h));
-      __m256i* out = (__m256i*)(rows[r] + 128 * h);
-      _mm256_store_si256(out + 0, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)), bias));
-      _mm256_store_si256(out + 1, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(c, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)), bias));
-      _mm256_store_si256(out + 2, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m4), _mm256_and_si256(qh, m30)), bias));
-      _mm256_store_si256(out + 3, _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), m4),
-                                                                  _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)), bias));
-    }
+    q6k_signed_bytes(b, rows[r]);
   }
   for (int c = 0; c < 8; ++c) {  // elements 32c .. 32c + 31
     gather_transposed((const uint8_t*)rows, QK_K, 16, 32 * c, q);
