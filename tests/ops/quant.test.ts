@@ -199,7 +199,7 @@ describe("weight-type registry", () => {
       const cases: { type: number; n: number; nrows: number; ntok: number }[] = [];
       const r = rng(7100);
       for (const [, type] of SUPPORTED)
-        for (const [n, nrows, ntok] of [[blockInfo[type].bs === 1 ? 264 : 512, 37, 67], [1024, 16, 8], [512, 7, 2], [blockInfo[type].bs === 1 ? 13 : 256, 5, 130]]) {
+        for (const [n, nrows, ntok] of [[blockInfo[type].bs === 1 ? 264 : 512, 37, 67], [1024, 16, 8], [512, 7, 2], [blockInfo[type].bs === 1 ? 13 : 256, 5, 130], [512, 20, 9]]) {
           const i = cases.length;
           fs.writeFileSync(path.join(dir, `w${i}`), Buffer.concat(Array.from({ length: nrows }, () => randomRow(type, n, r))));
           fs.writeFileSync(path.join(dir, `x${i}`), new Float32Array(n * ntok).map(() => f(r.normal())));

@@ -296,13 +296,49 @@ void tile(const float* pk, int64_t cnt, const float* x, int64_t ldx, float* acc)
   MS_UNROLL for (int t = 0; t < TT; ++t) _mm512_storeu_ps(acc + PANEL * t, _mm512_add_ps(_mm512_loadu_ps(acc + PANEL * t), a[t]));
 }
 
+// The same for two panels at once (pa's rows into acc_a, pb's into acc_b): each broadcast activation
+// feeds two FMAs, so per k two weight loads and TT broadcasts serve 2 TT FMAs.
+template <int TT>
+void tile_pair(const float* pa, const float* pb, int64_t cnt, const float* x, int64_t ldx, float* acc_a, float* acc_b) {
+  __m512 a[TT], b[TT];
+  MS_UNROLL for (int t = 0; t < TT; ++t) a[t] = b[t] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < cnt; ++k) {
+    const __m512 wa = _mm512_loadu_ps(pa + k * PANEL), wb = _mm512_loadu_ps(pb + k * PANEL);
+    MS_UNROLL for (int t = 0; t < TT; ++t) {
+      const __m512 xb = _mm512_set1_ps(x[t * ldx + k]);
+      a[t] = _mm512_fmadd_ps(wa, xb, a[t]);
+      b[t] = _mm512_fmadd_ps(wb, xb, b[t]);
+    }
+  }
+  MS_UNROLL for (int t = 0; t < TT; ++t) {
+    _mm512_storeu_ps(acc_a + PANEL * t, _mm512_add_ps(_mm512_loadu_ps(acc_a + PANEL * t), a[t]));
+    _mm512_storeu_ps(acc_b + PANEL * t, _mm512_add_ps(_mm512_loadu_ps(acc_b + PANEL * t), b[t]));
+  }
+}
+
 using TileFn = void (*)(const float*, int64_t, const float*, int64_t, float*);
+using PairTileFn = void (*)(const float*, const float*, int64_t, const float*, int64_t, float*, float*);
 template <int... I>
 constexpr auto tile_table(std::integer_sequence<int, I...>) {
   return std::array<TileFn, sizeof...(I)>{tile<I + 1>...};
 }
+template <int... I>
+constexpr auto pair_tile_table(std::integer_sequence<int, I...>) {
+  return std::array<PairTileFn, sizeof...(I)>{tile_pair<I + 1>...};
+}
 
 }  // namespace
+
+void panel_pair_tiles_avx512(const float* pa, const float* pb, int64_t cnt, const float* x, int64_t ldx, int nt, float* acc_a,
+                             float* acc_b) {
+  static constexpr auto tiles = pair_tile_table(std::make_integer_sequence<int, MAX_TOKENS>{});
+  const int ntiles = (nt + MAX_TOKENS - 1) / MAX_TOKENS;
+  for (int i = 0, t = 0; i < ntiles; ++i) {
+    const int size = (nt - t) / (ntiles - i);
+    tiles[size - 1](pa, pb, cnt, x + t * ldx, ldx, acc_a + PANEL * t, acc_b + PANEL * t);
+    t += size;
+  }
+}
 
 void panel_tiles_avx512(const float* pk, int64_t cnt, const float* x, int64_t ldx, int nt, float* acc) {
   static constexpr auto tiles = tile_table(std::make_integer_sequence<int, MAX_TOKENS>{});
@@ -353,6 +389,7 @@ bool avx512_available() {
 namespace moescope::quant {
 bool avx512_available() { return false; }
 void panel_tiles_avx512(const float*, int64_t, const float*, int64_t, int, float*) {}
+void panel_pair_tiles_avx512(const float*, const float*, int64_t, const float*, int64_t, int, float*, float*) {}
 PanelDecodeFn panel_decode_avx512(uint32_t) { return nullptr; }
 float gemv_q8_0_avx512(const void*, int64_t, const float*) { return 0.0f; }
 float gemv_q4_0_avx512(const void*, int64_t, const float*) { return 0.0f; }

@@ -242,6 +242,9 @@ bool avx2_available();
 // for t < nt, the same roundings as the AVX2 tile (one FMA chain per output over the chunk).
 bool avx512_available();
 void panel_tiles_avx512(const float* pk, int64_t cnt, const float* x, int64_t ldx, int nt, float* acc);
+// The same for two panels at once (pa into acc_a, pb into acc_b), the same roundings.
+void panel_pair_tiles_avx512(const float* pa, const float* pb, int64_t cnt, const float* x, int64_t ldx, int nt, float* acc_a,
+                             float* acc_b);
 // The prefill panels' weights decoded straight into k-major order: pk[16 k + r] = weight i0 + k of
 // row r (row r at w + r * stride; rows >= prow give zeros), k < 256, i0 % 256 == 0; the same floats
 // as the AVX2 decoders. nullptr for types without one (they decode row by row and transpose).
