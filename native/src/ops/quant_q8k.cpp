@@ -13,7 +13,7 @@
 //   one float FMA. The weights of a 16-row panel are rearranged one 256-block at a time
 //   (PanelBlock: the quants as bytes in 8 rows x 4 k lanes, the scale words, the offset words, two
 //   float factors: 6 KB, in L1), then every token of the call runs against it in tiles of 16 rows
-//   x 4 tokens.
+//   x 4 tokens; on CPUs with AVX-512 VNNI, 16 rows per register x 8 tokens (tile_vnni).
 // Measured (BENCHMARKS.md, "Exact by default, fast by choice"): the tile with one float step per
 // 32-element sub-block (per-32 activations) ran 0.93-1.06x the exact float panels, with one per
 // block it runs 1.2-2.1x a per-32 int8 dot from 3 tokens on. The GEMV replaced such a per-32 dot in
@@ -78,7 +78,7 @@ struct alignas(32) PanelBlock {
 }  // namespace
 }  // namespace moescope::quant
 
-// ---- AVX-512 VNNI: the same tile, 16 rows per register ----
+// ---- AVX-512 VNNI: the prompts' tile (AVX2's `tile`, further down) with 16 rows per register ----
 // vpdpbusd sums four u8 x s8 products into each int32 lane in one instruction, where AVX2 needs
 // maddubs + madd + add. The scale of a 16-element half multiplies its four groups' sum once
 // (vpmulld), where AVX2's madd applied it per group: the same integers, so the same float steps
