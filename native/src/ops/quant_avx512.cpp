@@ -224,11 +224,11 @@ void panel_q4_K(const uint8_t* w, size_t stride, int prow, int64_t i0, float* pk
     }
     const block_q4_K& b = *(const block_q4_K*)(w + r * stride + at);
     const float d = half_to_float(b.d), dmin = half_to_float(b.dmin);
+    alignas(16) uint8_t sm[16];  // 8 scales, 8 mins
+    _mm_store_si128((__m128i*)sm, scales_mins_k4(b.scales));
     for (int s = 0; s < 8; ++s) {
-      uint8_t sc, m;
-      get_scale_min_k4(s, b.scales, &sc, &m);
-      dsc[s][r] = d * sc;
-      dm[s][r] = dmin * m;
+      dsc[s][r] = d * sm[s];
+      dm[s][r] = dmin * sm[8 + s];
     }
   }
   const __m256i m4 = _mm256_set1_epi8(0x0F);
