@@ -13,7 +13,9 @@
 //   from_float a quantiser producing valid blocks (used by `moescope synth` and tests; simpler
 //              than llama.cpp's search-based quantisers, not bit-identical to them).
 // The dot in the table is the AVX2/FMA one (quant_avx2.cpp) when the CPU has it, else the
-// portable one here; the choice is made once, when the table is first used.
+// portable one here; where the CPU also has AVX-512 (and VNNI) those kernels hand their decode
+// GEMVs and prefill tiles to quant_avx512.cpp's (and the fast mode's to the VNNI tiles). The choice
+// is made once, when the table is first used.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
