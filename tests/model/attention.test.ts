@@ -1,0 +1,82 @@
+/**
+ * Attention against float64, where the kernel cuts its work: it takes up to 8 query tokens at a time
+ * and visits the keys 256 at a time (native/src/ops/attention.cpp), carrying each output's sum from
+ * one pass to the next. Every captured pattern row and attention output z must be softmax(q·k/√Dh)
+ * and its weighted sum of v, recomputed here in float64 from the captured rot_q, rot_k and v: over
+ * 300 keys (two passes), and with 12-token chunks (the prompt goes in segments of 12, which do not
+ * split into whole query blocks of 8) followed by decode steps.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { Model } from "../../engine/src/model";
+import type { Trace } from "../../engine/src/trace";
+import { fixture } from "../helpers";
+
+// Worst errors of layer l's captured pattern and z against float64, over every position and head
+// (pattern: absolute; z: relative to the largest |z| of the layer).
+function attentionErrors(tr: Trace, l: number, H: number, Hkv: number, Dh: number, chunk: number) {
+  const q = tr.get(`blocks.${l}.attn.hook_rot_q`), k = tr.get(`blocks.${l}.attn.hook_rot_k`), v = tr.get(`blocks.${l}.attn.hook_v`);
+  const z = tr.get(`blocks.${l}.attn.hook_z`), pat = tr.get(`blocks.${l}.attn.hook_pattern`);
+  const T = q.shape[0], S = pat.shape[2]; // pattern: [H, T, key positions]
+  let patErr = 0, zErr = 0, zMax = 0;
+  for (const x of z.data) zMax = Math.max(zMax, Math.abs(x));
+  for (let t = 0; t < T; t++)
+    for (let h = 0; h < H; h++) {
+      const hk = Math.floor(h / (H / Hkv)), lo = chunk > 0 ? Math.floor(t / chunk) * chunk : 0;
+      const s: number[] = [];
+      for (let j = lo; j <= t; j++) {
+        let dot = 0;
+        for (let d = 0; d < Dh; d++) dot += q.data[(t * H + h) * Dh + d] * k.data[(j * Hkv + hk) * Dh + d];
+        s.push(dot / Math.sqrt(Dh));
+      }
+      const mx = Math.max(...s), e = s.map((x) => Math.exp(x - mx)), sum = e.reduce((a, b) => a + b, 0);
+      for (let j = 0; j < S; j++) {
+        const p = j >= lo && j <= t ? e[j - lo] / sum : 0;
+        patErr = Math.max(patErr, Math.abs(pat.data[(h * T + t) * S + j] - p));
+      }
+      for (let d = 0; d < Dh; d++) {
+        let o = 0;
+        for (let j = lo; j <= t; j++) o += (e[j - lo] / sum) * v.data[(j * Hkv + hk) * Dh + d];
+        zErr = Math.max(zErr, Math.abs(z.data[(t * H + h) * Dh + d] - o) / zMax);
+      }
+    }
+  return { patErr, zErr };
+}
+
+const names = (layers: number) =>
+  Array.from({ length: layers }, (_, l) => ["hook_rot_q", "hook_rot_k", "hook_v", "hook_z", "hook_pattern"].map((n) => `blocks.${l}.attn.${n}`)).flat();
+
+describe("attention in query blocks and key passes", () => {
+  it("300 tokens (keys in two passes of 256, the last query block partial) give float64's patterns and outputs", async () => {
+    const m = await Model.load(fixture("tiny-scout", "model.gguf"));
+    const c = m.config;
+    const tokens = Int32Array.from({ length: 300 }, (_, i) => 32 + ((i * 7919) % 600));
+    const tr = await m.run(tokens, { capture: names(c.nLayer) });
+    for (let l = 0; l < c.nLayer; l++) {
+      const { patErr, zErr } = attentionErrors(tr, l, c.nHead, c.nHeadKv, c.headDim, 0);
+      expect(patErr, `layer ${l} pattern`).toBeLessThan(2e-6);
+      expect(zErr, `layer ${l} z`).toBeLessThan(5e-6);
+    }
+  });
+
+  it("12-token chunks (segments of 12 in blocks of 8 queries), in the prompt and in decode steps", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-chunk12-"));
+    for (const f of fs.readdirSync(fixture("tiny-scout", "hf"))) fs.copyFileSync(fixture("tiny-scout", "hf", f), path.join(dir, f));
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
+    cfg.text_config.attention_chunk_size = 12;
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(cfg));
+    const m = await Model.load(dir);
+    const c = m.config;
+    expect(c.attnChunk).toBe(12);
+    const tr = await m.run(Int32Array.from({ length: 45 }, (_, i) => 40 + i), { maxNewTokens: 8, stopAtEog: false, capture: names(c.nLayer) });
+    for (let l = 0; l < c.nLayer; l++) {
+      const chunked = c.layers[l].chunkedAttn;
+      const { patErr, zErr } = attentionErrors(tr, l, c.nHead, c.nHeadKv, c.headDim, chunked ? 12 : 0);
+      expect(patErr, `layer ${l} pattern`).toBeLessThan(2e-6);
+      expect(zErr, `layer ${l} z`).toBeLessThan(5e-6);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
