@@ -4,13 +4,17 @@
  * one pass to the next. Every captured pattern row and attention output z must be softmax(q·k/√Dh)
  * and its weighted sum of v, recomputed here in float64 from the captured rot_q, rot_k and v: over
  * 300 keys (two passes), and with 12-token chunks (the prompt goes in segments of 12, which do not
- * split into whole query blocks of 8) followed by decode steps.
+ * split into whole query blocks of 8) followed by decode steps; and for Scout's five query heads per
+ * KV head with a head dim that is not a multiple of 16, where the AVX-512 kernels pair heads and
+ * leave the odd one to AVX2: there they must give the AVX2 kernels' bits.
  */
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Model } from "../../engine/src/model";
+import { PRESETS, synthesize } from "../../engine/src/synth";
 import type { Trace } from "../../engine/src/trace";
 import { fixture } from "../helpers";
 
@@ -78,5 +82,44 @@ describe("attention in query blocks and key passes", () => {
       expect(zErr, `layer ${l} z`).toBeLessThan(5e-6);
     }
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("five query heads per KV head, head dim 24: float64's patterns and outputs, and the AVX2 kernels' bits", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-g5-"));
+    try {
+      // Scout's grouping (40 heads over 8 KV heads) in a tiny F32 model: the F32 matmuls are the
+      // same kernels with and without AVX-512, so everything that differs would be attention's.
+      PRESETS["test-g5"] = { ...PRESETS["tiny-scout"], description: "attention test", heads: 10, kvHeads: 2, headDim: 24 };
+      const file = path.join(dir, "g5.gguf");
+      await synthesize({ preset: "test-g5", type: "F32", out: file, seed: 5, log: () => {} });
+      const m = await Model.load(file);
+      const c = m.config;
+      expect(c.nHead / c.nHeadKv).toBe(5);
+      const tokens = Array.from({ length: 300 }, (_, i) => 32 + ((i * 7919) % 600));
+      const tr = await m.run(Int32Array.from(tokens), { capture: names(c.nLayer), logitsLast: 300 });
+      for (let l = 0; l < c.nLayer; l++) {
+        const { patErr, zErr } = attentionErrors(tr, l, c.nHead, c.nHeadKv, c.headDim, 0);
+        expect(patErr, `layer ${l} pattern`).toBeLessThan(2e-6);
+        expect(zErr, `layer ${l} z`).toBeLessThan(5e-6);
+      }
+      if (c.dotKernel !== "avx512+avx2+fma") return;
+      const script = `
+        const { Model } = require(${JSON.stringify(path.resolve(__dirname, "../../dist/engine/src/index.js"))});
+        const fs = require("fs"), [file, out] = process.argv.slice(1);
+        (async () => {
+          const m = await Model.load(file);
+          if (m.config.dotKernel !== "avx2+fma") throw new Error("not held to AVX2: " + m.config.dotKernel);
+          const tr = await m.run(Int32Array.from(${JSON.stringify(tokens)}), { capture: ["blocks.3.attn.hook_z"], logitsLast: 300 });
+          fs.writeFileSync(out, Buffer.concat([Buffer.from(tr.get("blocks.3.attn.hook_z").data.buffer), Buffer.from(tr.logits.buffer)]));
+        })();`;
+      const out = path.join(dir, "avx2.bin");
+      execFileSync(process.execPath, ["-e", script, file, out], { env: { ...process.env, MOESCOPE_NO_AVX512: "1" } });
+      const z = tr.get("blocks.3.attn.hook_z").data as Float32Array;
+      const mine = Buffer.concat([Buffer.from(z.buffer, z.byteOffset, z.byteLength), Buffer.from(tr.logits.buffer, tr.logits.byteOffset, tr.logits.byteLength)]);
+      expect(mine.equals(fs.readFileSync(out))).toBe(true);
+    } finally {
+      delete PRESETS["test-g5"];
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ops/quant_blocks.h"
+#include "ops/simd_region.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -17,9 +18,10 @@ namespace {
 // The two inner loops of attention, for the G query heads that share one KV head (GQA): q·k over the
 // keys, and the probability-weighted sum of values, for each cache element type (E: float or
 // bfloat16 bits). AVX2+FMA versions for head dims that are multiples of 8 (every Llama 4 size),
-// picked at run time. Each key and value row is loaded once for all G heads; every score is still
-// one FMA chain over the head dim and every output element one chain over the keys, in order, so
-// the results are those of one head at a time, bit for bit.
+// and AVX-512 versions of those with the same bits, picked at run time. Each key and value row is
+// loaded once for all G heads; every score is still one FMA chain over the head dim and every
+// output element one chain over the keys, in order, so the results are those of one head at a
+// time, bit for bit.
 inline float load1(const float* p) { return *p; }
 inline float load1(const uint16_t* p) { return quant::bf16_to_fp32(*p); }
 
@@ -151,6 +153,7 @@ __attribute__((target("avx2,fma"))) void weighted_group_avx2(const float* p, int
   for (; g + 2 <= G; g += 2) weighted_heads<E, 2>(p + g * p_stride, p_stride, v, v_stride, n, Dh, o + g * o_stride, o_stride);
   for (; g < G; g++) weighted_heads<E, 1>(p + g * p_stride, p_stride, v, v_stride, n, Dh, o + g * o_stride, o_stride);
 }
+
 // e^x for four x <= 0, computed in double (2^n e^r, |r| <= ln2 / 2, e^r by its Taylor series to r^10,
 // relative error below 3e-13) and rounded once to float: on every third float in [-103.5, 0] it gives
 // glibc's expf in all but 0.009 % of cases (by one ulp). A float polynomial (Cephes', 1 ulp) moved the
@@ -202,6 +205,152 @@ __attribute__((target("avx2,fma"))) void softmax_avx2(float* s, int64_t n) {
   for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
   for (; j < n; j++) s[j] *= _mm256_cvtss_f32(inv);
 }
+
+// ---- AVX-512: the same sums, twice the width ----
+// Scores: one 512-bit accumulator holds two heads' 8-lane partial sums for one key (lanes 0-7 head
+// g, 8-15 head g + 1), fed by the key's 8 dims broadcast to both halves; each half is the AVX2
+// accumulator of that head and key exactly, and is summed by the same hsum8. Outputs: each lane is
+// one (head, dim) chain over the keys whatever the width. So the results are the AVX2 kernels' bits.
+MS_AVX512_BEGIN
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+}
+inline __m512 load8_twice(const float* p) { return _mm512_broadcast_f32x8(_mm256_loadu_ps(p)); }
+inline __m512 load8_twice(const uint16_t* p) { return _mm512_broadcast_f32x8(load8(p)); }
+
+// NP pairs of heads against NK keys; pair p's queries at qp + 2 Dh p, the two heads' dims
+// interleaved by 8 (qp[16 c + 8 h + i] = dim 8 c + i of head h of the pair).
+template <class E, int NP, int NK>
+inline void scores_tile512(const float* qp, const E* k, int64_t k_stride, int64_t Dh, float scale, float* out, int64_t ld) {
+  __m512 acc[NP][NK];
+  for (int p = 0; p < NP; p++)
+    for (int j = 0; j < NK; j++) acc[p][j] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < Dh; d += 8) {
+    __m512 kv[NK];
+#pragma GCC unroll 8
+    for (int j = 0; j < NK; j++) kv[j] = load8_twice(k + j * k_stride + d);
+#pragma GCC unroll 2
+    for (int p = 0; p < NP; p++) {
+      const __m512 qv = _mm512_loadu_ps(qp + p * 2 * Dh + 2 * d);
+#pragma GCC unroll 8
+      for (int j = 0; j < NK; j++) acc[p][j] = _mm512_fmadd_ps(qv, kv[j], acc[p][j]);
+    }
+  }
+  for (int p = 0; p < NP; p++)
+    for (int j = 0; j < NK; j++) {
+      out[(2 * p) * ld + j] = hsum8(_mm512_castps512_ps256(acc[p][j])) * scale;
+      out[(2 * p + 1) * ld + j] = hsum8(_mm512_extractf32x8_ps(acc[p][j], 1)) * scale;
+    }
+}
+
+template <class E, int NP>
+void scores_pairs512(const float* qp, const E* k, int64_t k_stride, int64_t n, int64_t Dh, float scale, float* out, int64_t ld) {
+  constexpr int NK = 12 / NP;  // 12 accumulators
+  int64_t i = 0;
+  for (; i + NK <= n; i += NK) scores_tile512<E, NP, NK>(qp, k + i * k_stride, k_stride, Dh, scale, out + i, ld);
+  for (; i < n; i++) scores_tile512<E, NP, 1>(qp, k + i * k_stride, k_stride, Dh, scale, out + i, ld);
+}
+
+template <class E>
+void scores_group_avx512(const float* q, int64_t q_stride, int64_t G, const E* k, int64_t k_stride, int64_t n,
+                                        int64_t Dh, float scale, float* out, int64_t ld) {
+  thread_local std::vector<float> qp;  // the heads' queries interleaved in pairs
+  int64_t g = 0;
+  while (G - g >= 2) {
+    const int np = G - g >= 4 ? 2 : 1;  // pairs of heads in this tile
+    qp.resize(2 * np * Dh);
+    for (int p = 0; p < np; p++)
+      for (int h = 0; h < 2; h++)
+        for (int64_t d = 0; d < Dh; d += 8) std::copy_n(q + (g + 2 * p + h) * q_stride + d, 8, qp.data() + p * 2 * Dh + 2 * d + 8 * h);
+    if (np == 2) scores_pairs512<E, 2>(qp.data(), k, k_stride, n, Dh, scale, out + g * ld, ld);
+    else scores_pairs512<E, 1>(qp.data(), k, k_stride, n, Dh, scale, out + g * ld, ld);
+    g += 2 * np;
+  }
+  if (g < G) scores_group_avx2<E>(q + g * q_stride, q_stride, G - g, k, k_stride, n, Dh, scale, out + g * ld, ld);
+}
+
+// GH heads x NV vectors of 16 dims; per key, NV value loads and GH broadcast probabilities feed GH NV FMAs.
+template <class E, int GH, int NV>
+inline void weighted_tile512(const float* p, int64_t p_stride, const E* v, int64_t v_stride, int64_t n, float* o, int64_t o_stride) {
+  __m512 acc[GH][NV];
+  for (int g = 0; g < GH; g++)
+    for (int r = 0; r < NV; r++) acc[g][r] = _mm512_loadu_ps(o + g * o_stride + 16 * r);
+  for (int64_t i = 0; i < n; i++) {
+    __m512 vv[NV];
+#pragma GCC unroll 8
+    for (int r = 0; r < NV; r++) vv[r] = load16(v + i * v_stride + 16 * r);
+#pragma GCC unroll 4
+    for (int g = 0; g < GH; g++) {
+      const __m512 w = _mm512_set1_ps(p[g * p_stride + i]);
+#pragma GCC unroll 8
+      for (int r = 0; r < NV; r++) acc[g][r] = _mm512_fmadd_ps(w, vv[r], acc[g][r]);
+    }
+  }
+  for (int g = 0; g < GH; g++)
+    for (int r = 0; r < NV; r++) _mm512_storeu_ps(o + g * o_stride + 16 * r, acc[g][r]);
+}
+
+template <class E, int GH>
+void weighted_heads512(const float* p, int64_t p_stride, const E* v, int64_t v_stride, int64_t n, int64_t Dh, float* o, int64_t o_stride) {
+  constexpr int NV = 16 / GH < 4 ? 16 / GH : 4;  // up to 16 accumulators
+  int64_t d0 = 0;
+  for (; d0 + 16 * NV <= Dh; d0 += 16 * NV) weighted_tile512<E, GH, NV>(p, p_stride, v + d0, v_stride, n, o + d0, o_stride);
+  for (; d0 + 16 <= Dh; d0 += 16) weighted_tile512<E, GH, 1>(p, p_stride, v + d0, v_stride, n, o + d0, o_stride);
+  if (d0 < Dh) weighted_heads<E, GH>(p, p_stride, v + d0, v_stride, n, Dh - d0, o + d0, o_stride);  // a last 8
+}
+
+template <class E>
+void weighted_group_avx512(const float* p, int64_t p_stride, int64_t G, const E* v, int64_t v_stride, int64_t n, int64_t Dh,
+                                          float* o, int64_t o_stride) {
+  int64_t g = 0;
+  for (; g + 4 <= G; g += 4) weighted_heads512<E, 4>(p + g * p_stride, p_stride, v, v_stride, n, Dh, o + g * o_stride, o_stride);
+  for (; g + 2 <= G; g += 2) weighted_heads512<E, 2>(p + g * p_stride, p_stride, v, v_stride, n, Dh, o + g * o_stride, o_stride);
+  for (; g < G; g++) weighted_heads512<E, 1>(p + g * p_stride, p_stride, v, v_stride, n, Dh, o + g * o_stride, o_stride);
+}
+// softmax_avx2 (below) in 512-bit registers: e^x for eight x at once in double, by the same
+// operations (so the same bits), the double sums in one register whose halves are softmax_avx2's two.
+inline __m256 exp8_nonpositive(__m256 xf) {
+  const __m512d x = _mm512_max_pd(_mm512_cvtps_pd(xf), _mm512_set1_pd(-104.0));
+  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0.6931471805598903), x);
+  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(5.497923018708371e-14), r);
+  __m512d p = _mm512_set1_pd(1.0 / 3628800);
+  for (const double c : {1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0})
+    p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c));
+  const __m512i two_n = _mm512_slli_epi64(_mm512_add_epi64(_mm512_cvtepi32_epi64(_mm512_cvtpd_epi32(n)), _mm512_set1_epi64(1023)), 52);
+  return _mm512_cvtpd_ps(_mm512_mul_pd(p, _mm512_castsi512_pd(two_n)));
+}
+
+void softmax_avx512(float* s, int64_t n) {
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + j));
+  float mx = _mm512_reduce_max_ps(_mm512_insertf32x8(_mm512_castps256_ps512(mv), mv, 1));  // exact in any order
+  for (int64_t i = j; i < n; i++) mx = std::max(mx, s[i]);
+  const __m256 mxv = _mm256_set1_ps(mx);
+  __m512d sum = _mm512_setzero_pd();
+  for (j = 0; j + 8 <= n; j += 8) {
+    const __m256 e = exp8_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(s + j), mxv));
+    _mm256_storeu_ps(s + j, e);
+    sum = _mm512_add_pd(sum, _mm512_cvtps_pd(e));
+  }
+  if (j < n) {
+    const __mmask8 m = (__mmask8)((1u << (n - j)) - 1);
+    const __m256 e = exp8_nonpositive(_mm256_mask_sub_ps(_mm256_set1_ps(-INFINITY), m, _mm256_maskz_loadu_ps(m, s + j), mxv));
+    _mm256_mask_storeu_ps(s + j, m, e);
+    sum = _mm512_add_pd(sum, _mm512_cvtps_pd(e));
+  }
+  alignas(32) double d4[4];
+  _mm256_store_pd(d4, _mm256_add_pd(_mm512_castpd512_pd256(sum), _mm512_extractf64x4_pd(sum, 1)));
+  const __m256 inv = _mm256_set1_ps((float)(1.0 / ((d4[0] + d4[1]) + (d4[2] + d4[3]))));
+  for (j = 0; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+  if (j < n) {
+    const __mmask8 m = (__mmask8)((1u << (n - j)) - 1);
+    _mm256_mask_storeu_ps(s + j, m, _mm256_mul_ps(_mm256_maskz_loadu_ps(m, s + j), inv));
+  }
+}
+MS_AVX512_END
 #endif
 
 bool use_avx2(int64_t Dh) {
@@ -233,9 +382,10 @@ void attention_impl(ThreadPool& pool, const AttentionArgs& a) {
   const int64_t G = a.H / a.Hkv;  // query heads per KV head
   const float scale = 1.0f / std::sqrt((float)a.Dh);
 #if defined(__x86_64__) && defined(__GNUC__)
-  const ScoresFn scores_group = use_avx2(a.Dh) ? scores_group_avx2<E> : scores_group_scalar<E>;
-  const SumFn weighted_group = use_avx2(a.Dh) ? weighted_group_avx2<E> : weighted_group_scalar<E>;
-  void (*const softmax)(float*, int64_t) = use_avx2(a.Dh) ? softmax_avx2 : softmax_scalar;
+  static const bool avx512 = quant::avx512_available();
+  const ScoresFn scores_group = !use_avx2(a.Dh) ? scores_group_scalar<E> : avx512 ? scores_group_avx512<E> : scores_group_avx2<E>;
+  const SumFn weighted_group = !use_avx2(a.Dh) ? weighted_group_scalar<E> : avx512 ? weighted_group_avx512<E> : weighted_group_avx2<E>;
+  void (*const softmax)(float*, int64_t) = !use_avx2(a.Dh) ? softmax_scalar : avx512 ? softmax_avx512 : softmax_avx2;
 #else
   const ScoresFn scores_group = scores_group_scalar<E>;
   const SumFn weighted_group = weighted_group_scalar<E>;
