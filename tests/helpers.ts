@@ -3,12 +3,23 @@
  * error measures that print the first values and the worst difference when they fail.
  */
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { readSafetensors, StTensor } from "../engine/src/safetensors";
 
 export const FIXTURES = path.join(__dirname, "fixtures", "golden");
 export const fixture = (...p: string[]) => path.join(FIXTURES, ...p);
 export const prompt = (name: string) => fs.readFileSync(fixture("prompts", `${name}.txt`), "utf8");
+
+/** A temporary copy of a fixture's Hugging Face folder with its config.json's text_config patched. */
+export function hfCopyWith(model: string, textConfig: Record<string, unknown>, prefix = "moescope-hf-"): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  for (const f of fs.readdirSync(fixture(model, "hf"))) fs.copyFileSync(fixture(model, "hf", f), path.join(dir, f));
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
+  Object.assign(cfg.text_config, textConfig);
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(cfg));
+  return dir;
+}
 
 export function golden(model: string, g: string): Map<string, StTensor> {
   return readSafetensors(fixture(model, g, "golden.safetensors")).tensors;

@@ -16,7 +16,7 @@ import { describe, expect, it } from "vitest";
 import { Model } from "../../engine/src/model";
 import { PRESETS, synthesize } from "../../engine/src/synth";
 import type { Trace } from "../../engine/src/trace";
-import { fixture } from "../helpers";
+import { fixture, hfCopyWith } from "../helpers";
 
 // Worst errors of layer l's captured pattern and z against float64, over every position and head
 // (pattern: absolute; z: relative to the largest |z| of the layer).
@@ -66,11 +66,7 @@ describe("attention in query blocks and key passes", () => {
   });
 
   it("12-token chunks (segments of 12 in blocks of 8 queries), in the prompt and in decode steps", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-chunk12-"));
-    for (const f of fs.readdirSync(fixture("tiny-scout", "hf"))) fs.copyFileSync(fixture("tiny-scout", "hf", f), path.join(dir, f));
-    const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
-    cfg.text_config.attention_chunk_size = 12;
-    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(cfg));
+    const dir = hfCopyWith("tiny-scout", { attention_chunk_size: 12 }, "moescope-chunk12-");
     const m = await Model.load(dir);
     const c = m.config;
     expect(c.attnChunk).toBe(12);

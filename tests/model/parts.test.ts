@@ -5,12 +5,10 @@
  * both fixture models.
  */
 import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { Model } from "../../engine/src/model";
 import { addon } from "../../engine/src/native";
-import { fixture } from "../helpers";
+import { fixture, hfCopyWith } from "../helpers";
 
 const a = addon() as unknown as {
   _rope(x: Float32Array, T: number, H: number, Dh: number, pos: Float64Array, freq: Float64Array): Float32Array;
@@ -110,11 +108,7 @@ describe("chunked attention mask", () => {
   });
 
   it("follows attention_chunk_size from config.json (chunk 16: restarts at 16 and 32)", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-chunk-"));
-    for (const f of fs.readdirSync(fixture("tiny-scout", "hf"))) fs.copyFileSync(fixture("tiny-scout", "hf", f), path.join(dir, f));
-    const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
-    cfg.text_config.attention_chunk_size = 16;
-    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(cfg));
+    const dir = hfCopyWith("tiny-scout", { attention_chunk_size: 16 }, "moescope-chunk-");
     const m = await Model.load(dir);
     expect(m.config.attnChunk).toBe(16);
     // Prefill 20 tokens, then decode across the next boundary: both paths must apply the mask.
