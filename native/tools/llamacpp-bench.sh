@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # llama.cpp's llama-bench beside `npm run bench`, on the same GGUF file and thread count.
 #
-#   bash native/tools/llamacpp-bench.sh FILE.gguf [THREADS] [ROUNDS]
+#   bash native/tools/llamacpp-bench.sh FILE.gguf [THREADS] [ROUNDS] [PROMPT]
 #
 # llama.cpp cannot be downloaded here, but the npm package node-llama-cpp carries the llama.cpp
 # source it was built from (llama/gitRelease.bundle, a git bundle). This script takes that source
 # from the registry, builds llama-bench once (CPU, -DGGML_NATIVE=ON, about 6 minutes on 2 cores)
 # under $MOESCOPE_LLAMACPP_DIR (default /tmp/moescope-llamacpp), then runs, ROUNDS times
-# interleaved (the machines are noisy): llama-bench pp512/tg128 and moescope's bench in exact and
-# fast precision. Prints one line per run, then the medians of the rounds and of each round's
-# ratio to llama.cpp.
+# interleaved (the machines are noisy): llama-bench ppPROMPT/tg128 (PROMPT tokens, default 512) and
+# moescope's bench in exact and fast precision with the same prompt length. Prints one line per run,
+# then the medians of the rounds and of each round's ratio to llama.cpp.
 set -euo pipefail
-FILE=${1:?usage: llamacpp-bench.sh FILE.gguf [THREADS] [ROUNDS]}
+FILE=${1:?usage: llamacpp-bench.sh FILE.gguf [THREADS] [ROUNDS] [PROMPT]}
 THREADS=${2:-2}
 ROUNDS=${3:-3}
+PROMPT=${4:-512}
 NLC_VERSION=3.22.1  # its bundle is llama.cpp commit de3ff81 (ggml 0.5.0); it runs Llama 4
 DIR=${MOESCOPE_LLAMACPP_DIR:-/tmp/moescope-llamacpp}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,13 +38,13 @@ cd "$ROOT"
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 for r in $(seq "$ROUNDS"); do
-  "$LB" -m "$FILE" -t "$THREADS" -p 512 -n 128 -r 3 -o json 2>/dev/null | R=$r LOG=$LOG node -e '
+  "$LB" -m "$FILE" -t "$THREADS" -p "$PROMPT" -n 128 -r 3 -o json 2>/dev/null | R=$r LOG=$LOG node -e '
     const d = JSON.parse(require("fs").readFileSync(0, "utf8"));
     const ts = (p) => d.find((t) => (t.n_prompt > 0) === p).avg_ts;
     require("fs").appendFileSync(process.env.LOG, JSON.stringify({ round: +process.env.R, who: "llama.cpp", prefill: ts(true), decode: ts(false) }) + "\n");
     console.log(`round ${process.env.R} llama.cpp       prefill ${ts(true).toFixed(1)} tok/s  decode ${ts(false).toFixed(1)} tok/s`);'
   for p in exact fast; do
-    node dist/engine/src/bench.js --model "$FILE" --threads "$THREADS" --reps 3 --precision $p --json 2>/dev/null | R=$r P=$p LOG=$LOG node -e '
+    node dist/engine/src/bench.js --model "$FILE" --threads "$THREADS" --reps 3 --prefill-tokens "$PROMPT" --precision $p --json 2>/dev/null | R=$r P=$p LOG=$LOG node -e '
       const d = JSON.parse(require("fs").readFileSync(0, "utf8").trim().split("\n").pop());
       require("fs").appendFileSync(process.env.LOG, JSON.stringify({ round: +process.env.R, who: process.env.P, prefill: d.prefill_tps, decode: d.decode_tps }) + "\n");
       console.log(`round ${process.env.R} ${("moescope " + process.env.P).padEnd(15)} prefill ${d.prefill_tps.toFixed(1)} tok/s  decode ${d.decode_tps.toFixed(1)} tok/s  (${(100 * d.bw_fraction).toFixed(0)} % of ${d.read_bw_gbs.toFixed(1)} GB/s)`);'
