@@ -253,8 +253,8 @@ void scores_pairs512(const float* qp, const E* k, int64_t k_stride, int64_t n, i
 }
 
 template <class E>
-void scores_group_avx512(const float* q, int64_t q_stride, int64_t G, const E* k, int64_t k_stride, int64_t n,
-                                        int64_t Dh, float scale, float* out, int64_t ld) {
+void scores_group_avx512(const float* q, int64_t q_stride, int64_t G, const E* k, int64_t k_stride, int64_t n, int64_t Dh,
+                         float scale, float* out, int64_t ld) {
   thread_local std::vector<float> qp;  // the heads' queries interleaved in pairs
   int64_t g = 0;
   while (G - g >= 2) {
@@ -302,14 +302,15 @@ void weighted_heads512(const float* p, int64_t p_stride, const E* v, int64_t v_s
 
 template <class E>
 void weighted_group_avx512(const float* p, int64_t p_stride, int64_t G, const E* v, int64_t v_stride, int64_t n, int64_t Dh,
-                                          float* o, int64_t o_stride) {
+                           float* o, int64_t o_stride) {
   int64_t g = 0;
   for (; g + 4 <= G; g += 4) weighted_heads512<E, 4>(p + g * p_stride, p_stride, v, v_stride, n, Dh, o + g * o_stride, o_stride);
   for (; g + 2 <= G; g += 2) weighted_heads512<E, 2>(p + g * p_stride, p_stride, v, v_stride, n, Dh, o + g * o_stride, o_stride);
   for (; g < G; g++) weighted_heads512<E, 1>(p + g * p_stride, p_stride, v, v_stride, n, Dh, o + g * o_stride, o_stride);
 }
-// softmax_avx2 (below) in 512-bit registers: e^x for eight x at once in double, by the same
-// operations (so the same bits), the double sums in one register whose halves are softmax_avx2's two.
+
+// softmax_avx2 in 512-bit registers: e^x for eight x at once in double, by the same operations (so
+// the same bits), the double sums in one register whose halves are softmax_avx2's two.
 inline __m256 exp8_nonpositive(__m256 xf) {
   const __m512d x = _mm512_max_pd(_mm512_cvtps_pd(xf), _mm512_set1_pd(-104.0));
   const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
