@@ -429,10 +429,15 @@ void attention_impl(ThreadPool& pool, const AttentionArgs& a) {
   // accumulators carried from pass to pass in o), so the results are those of one token at a time.
   constexpr int64_t kQueries = 8, kKeys = 256;
   const int64_t kv_stride = a.Hkv * a.Dh;
-  pool.parallel_for((a.T + kQueries - 1) / kQueries * a.Hkv, 1, [&](int64_t b, int64_t e, int) {
+  // A unit's scores are kept until its softmax: at most about 8 MiB of them, so that contexts beyond
+  // ~50k keys take fewer tokens per unit (the results do not depend on how many).
+  int64_t max_keys = 1;
+  for (int64_t t = 0; t < a.T; t++) max_keys = std::max(max_keys, a.pos[t] - std::max(a.chunk > 0 ? a.pos[t] / a.chunk * a.chunk : 0, a.cache_pos0) + 1);
+  const int64_t per_unit = std::clamp<int64_t>((int64_t{2} << 20) / (G * max_keys), 1, kQueries);
+  pool.parallel_for((a.T + per_unit - 1) / per_unit * a.Hkv, 1, [&](int64_t b, int64_t e, int) {
     thread_local std::vector<float> scores;  // per token [G][n]; kept per thread, no allocation per call
     for (int64_t u = b; u < e; u++) {
-      const int64_t t0 = u / a.Hkv * kQueries, t1 = std::min(a.T, t0 + kQueries), hk = u % a.Hkv, h0 = hk * G;
+      const int64_t t0 = u / a.Hkv * per_unit, t1 = std::min(a.T, t0 + per_unit), hk = u % a.Hkv, h0 = hk * G;
       // Token t sees cache slots [first[t], first[t] + n[t]); its scores start at at[t].
       int64_t first[kQueries], n[kQueries], at[kQueries], total = 0, s0 = INT64_MAX, s1 = 0;
       for (int64_t t = t0; t < t1; t++) {
