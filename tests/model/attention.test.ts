@@ -6,7 +6,8 @@
  * 300 keys (two passes), and with 12-token chunks (the prompt goes in segments of 12, which do not
  * split into whole query blocks of 8) followed by decode steps; and for Scout's five query heads per
  * KV head with a head dim that is not a multiple of 16, where the AVX-512 kernels pair heads and
- * leave the odd one to AVX2: there they must give the AVX2 kernels' bits.
+ * leave the odd one to AVX2: there they must give the AVX2 kernels' bits; and for a head dim that
+ * only the portable kernels take.
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -115,6 +116,27 @@ describe("attention in query blocks and key passes", () => {
       expect(mine.equals(fs.readFileSync(out))).toBe(true);
     } finally {
       delete PRESETS["test-g5"];
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("head dim 20 (not a multiple of 8: the portable kernels) gives float64's patterns and outputs", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-dh20-"));
+    try {
+      PRESETS["test-dh20"] = { ...PRESETS["tiny-scout"], description: "attention test", headDim: 20 };
+      const file = path.join(dir, "dh20.gguf");
+      await synthesize({ preset: "test-dh20", type: "F32", out: file, seed: 6, log: () => {} });
+      const m = await Model.load(file);
+      const c = m.config;
+      expect(c.headDim).toBe(20);
+      const tr = await m.run(Int32Array.from({ length: 300 }, (_, i) => 32 + ((i * 7919) % 600)), { capture: names(c.nLayer) });
+      for (let l = 0; l < c.nLayer; l++) {
+        const { patErr, zErr } = attentionErrors(tr, l, c.nHead, c.nHeadKv, c.headDim, 0);
+        expect(patErr, `layer ${l} pattern`).toBeLessThan(2e-6);
+        expect(zErr, `layer ${l} z`).toBeLessThan(5e-6);
+      }
+    } finally {
+      delete PRESETS["test-dh20"];
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
