@@ -453,13 +453,19 @@ void attention_impl(ThreadPool& pool, const AttentionArgs& a) {
       scores.resize(total);
       const E* kh = k_cache + hk * a.Dh;
       const E* vh = v_cache + hk * a.Dh;
-      for (int64_t c0 = s0; c0 < s1; c0 += kKeys)
-        for (int64_t t = t0; t < t1; t++) {
-          const int64_t i = t - t0, c = std::max(c0, first[i]), ce = std::min(c0 + kKeys, first[i] + n[i]);
-          if (c < ce)
-            scores_group(a.q + (t * a.H + h0) * a.Dh, a.Dh, G, kh + c * kv_stride, kv_stride, ce - c, a.Dh, scale,
-                         scores.data() + at[i] + (c - first[i]), n[i]);
-        }
+      // f(t, i, c, ce) for each pass of kKeys cache slots and each token t (index i in the unit) that
+      // sees slots [c, ce) of it, in the order the sums need: pass by pass.
+      auto passes = [&](auto&& f) {
+        for (int64_t c0 = s0; c0 < s1; c0 += kKeys)
+          for (int64_t t = t0; t < t1; t++) {
+            const int64_t i = t - t0, c = std::max(c0, first[i]), ce = std::min(c0 + kKeys, first[i] + n[i]);
+            if (c < ce) f(t, i, c, ce);
+          }
+      };
+      passes([&](int64_t t, int64_t i, int64_t c, int64_t ce) {
+        scores_group(a.q + (t * a.H + h0) * a.Dh, a.Dh, G, kh + c * kv_stride, kv_stride, ce - c, a.Dh, scale,
+                     scores.data() + at[i] + (c - first[i]), n[i]);
+      });
       for (int64_t t = t0; t < t1; t++) {
         const int64_t i = t - t0, lo = first[i] + a.cache_pos0;
         for (int64_t g = 0; g < G; g++) {
@@ -473,13 +479,10 @@ void attention_impl(ThreadPool& pool, const AttentionArgs& a) {
         }
         std::fill(a.out + (t * a.H + h0) * a.Dh, a.out + (t * a.H + h0 + G) * a.Dh, 0.f);
       }
-      for (int64_t c0 = s0; c0 < s1; c0 += kKeys)
-        for (int64_t t = t0; t < t1; t++) {
-          const int64_t i = t - t0, c = std::max(c0, first[i]), ce = std::min(c0 + kKeys, first[i] + n[i]);
-          if (c < ce)
-            weighted_group(scores.data() + at[i] + (c - first[i]), n[i], G, vh + c * kv_stride, kv_stride, ce - c, a.Dh,
-                           a.out + (t * a.H + h0) * a.Dh, a.Dh);
-        }
+      passes([&](int64_t t, int64_t i, int64_t c, int64_t ce) {
+        weighted_group(scores.data() + at[i] + (c - first[i]), n[i], G, vh + c * kv_stride, kv_stride, ce - c, a.Dh,
+                       a.out + (t * a.H + h0) * a.Dh, a.Dh);
+      });
       if (a.head_mask)
         for (int64_t t = t0; t < t1; t++)
           for (int64_t g = 0; g < G; g++)
