@@ -15,7 +15,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Model } from "../../engine/src/model";
-import { PRESETS, synthesize } from "../../engine/src/synth";
+import { PRESETS, SynthPreset, synthesize } from "../../engine/src/synth";
 import type { Trace } from "../../engine/src/trace";
 import { fixture, hfCopyWith } from "../helpers";
 
@@ -50,6 +50,30 @@ function attentionErrors(tr: Trace, l: number, H: number, Hkv: number, Dh: numbe
   return { patErr, zErr };
 }
 
+// Every layer's captured patterns and z against float64 (chunk(l): layer l's chunk size, 0 = global).
+function expectFloat64(tr: Trace, c: Model["config"], chunk: (l: number) => number = () => 0) {
+  for (let l = 0; l < c.nLayer; l++) {
+    const { patErr, zErr } = attentionErrors(tr, l, c.nHead, c.nHeadKv, c.headDim, chunk(l));
+    expect(patErr, `layer ${l} pattern`).toBeLessThan(2e-6);
+    expect(zErr, `layer ${l} z`).toBeLessThan(5e-6);
+  }
+}
+
+// A tiny F32 model with tiny-scout's shapes but these attention shapes, synthesised for the test.
+async function withSynth(shape: Partial<SynthPreset>, seed: number, f: (m: Model, dir: string, file: string) => Promise<void>) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-attn-"));
+  const name = `test-attn-${seed}`;
+  try {
+    PRESETS[name] = { ...PRESETS["tiny-scout"], description: "attention test", ...shape };
+    const file = path.join(dir, `${name}.gguf`);
+    await synthesize({ preset: name, type: "F32", out: file, seed, log: () => {} });
+    await f(await Model.load(file), dir, file);
+  } finally {
+    delete PRESETS[name];
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const names = (layers: number) =>
   Array.from({ length: layers }, (_, l) => ["hook_rot_q", "hook_rot_k", "hook_v", "hook_z", "hook_pattern"].map((n) => `blocks.${l}.attn.${n}`)).flat();
 
@@ -59,11 +83,7 @@ describe("attention in query blocks and key passes", () => {
     const c = m.config;
     const tokens = Int32Array.from({ length: 300 }, (_, i) => 32 + ((i * 7919) % 600));
     const tr = await m.run(tokens, { capture: names(c.nLayer) });
-    for (let l = 0; l < c.nLayer; l++) {
-      const { patErr, zErr } = attentionErrors(tr, l, c.nHead, c.nHeadKv, c.headDim, 0);
-      expect(patErr, `layer ${l} pattern`).toBeLessThan(2e-6);
-      expect(zErr, `layer ${l} z`).toBeLessThan(5e-6);
-    }
+    expectFloat64(tr, c);
   });
 
   it("12-token chunks (segments of 12 in blocks of 8 queries), in the prompt and in decode steps", async () => {
@@ -72,33 +92,19 @@ describe("attention in query blocks and key passes", () => {
     const c = m.config;
     expect(c.attnChunk).toBe(12);
     const tr = await m.run(Int32Array.from({ length: 45 }, (_, i) => 40 + i), { maxNewTokens: 8, stopAtEog: false, capture: names(c.nLayer) });
-    for (let l = 0; l < c.nLayer; l++) {
-      const chunked = c.layers[l].chunkedAttn;
-      const { patErr, zErr } = attentionErrors(tr, l, c.nHead, c.nHeadKv, c.headDim, chunked ? 12 : 0);
-      expect(patErr, `layer ${l} pattern`).toBeLessThan(2e-6);
-      expect(zErr, `layer ${l} z`).toBeLessThan(5e-6);
-    }
+    expectFloat64(tr, c, (l) => (c.layers[l].chunkedAttn ? 12 : 0));
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("five query heads per KV head, head dim 24: float64's patterns and outputs, and the AVX2 kernels' bits", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-g5-"));
-    try {
-      // Scout's grouping (40 heads over 8 KV heads) in a tiny F32 model: the F32 matmuls are the
-      // same kernels with and without AVX-512, so everything that differs would be attention's.
-      PRESETS["test-g5"] = { ...PRESETS["tiny-scout"], description: "attention test", heads: 10, kvHeads: 2, headDim: 24 };
-      const file = path.join(dir, "g5.gguf");
-      await synthesize({ preset: "test-g5", type: "F32", out: file, seed: 5, log: () => {} });
-      const m = await Model.load(file);
+    // Scout's grouping (40 heads over 8 KV heads) in a tiny F32 model: the F32 matmuls are the
+    // same kernels with and without AVX-512, so everything that differs would be attention's.
+    await withSynth({ heads: 10, kvHeads: 2, headDim: 24 }, 5, async (m, dir, file) => {
       const c = m.config;
       expect(c.nHead / c.nHeadKv).toBe(5);
       const tokens = Array.from({ length: 300 }, (_, i) => 32 + ((i * 7919) % 600));
       const tr = await m.run(Int32Array.from(tokens), { capture: names(c.nLayer), logitsLast: 300 });
-      for (let l = 0; l < c.nLayer; l++) {
-        const { patErr, zErr } = attentionErrors(tr, l, c.nHead, c.nHeadKv, c.headDim, 0);
-        expect(patErr, `layer ${l} pattern`).toBeLessThan(2e-6);
-        expect(zErr, `layer ${l} z`).toBeLessThan(5e-6);
-      }
+      expectFloat64(tr, c);
       if (c.dotKernel !== "avx512+avx2+fma") return;
       const script = `
         const { Model } = require(${JSON.stringify(path.resolve(__dirname, "../../dist/engine/src/index.js"))});
@@ -114,30 +120,15 @@ describe("attention in query blocks and key passes", () => {
       const z = tr.get("blocks.3.attn.hook_z").data as Float32Array;
       const mine = Buffer.concat([Buffer.from(z.buffer, z.byteOffset, z.byteLength), Buffer.from(tr.logits.buffer, tr.logits.byteOffset, tr.logits.byteLength)]);
       expect(mine.equals(fs.readFileSync(out))).toBe(true);
-    } finally {
-      delete PRESETS["test-g5"];
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("head dim 20 (not a multiple of 8: the portable kernels) gives float64's patterns and outputs", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "moescope-dh20-"));
-    try {
-      PRESETS["test-dh20"] = { ...PRESETS["tiny-scout"], description: "attention test", headDim: 20 };
-      const file = path.join(dir, "dh20.gguf");
-      await synthesize({ preset: "test-dh20", type: "F32", out: file, seed: 6, log: () => {} });
-      const m = await Model.load(file);
+    await withSynth({ headDim: 20 }, 6, async (m) => {
       const c = m.config;
       expect(c.headDim).toBe(20);
       const tr = await m.run(Int32Array.from({ length: 300 }, (_, i) => 32 + ((i * 7919) % 600)), { capture: names(c.nLayer) });
-      for (let l = 0; l < c.nLayer; l++) {
-        const { patErr, zErr } = attentionErrors(tr, l, c.nHead, c.nHeadKv, c.headDim, 0);
-        expect(patErr, `layer ${l} pattern`).toBeLessThan(2e-6);
-        expect(zErr, `layer ${l} z`).toBeLessThan(5e-6);
-      }
-    } finally {
-      delete PRESETS["test-dh20"];
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+      expectFloat64(tr, c);
+    });
   });
 });
