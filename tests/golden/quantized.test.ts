@@ -40,6 +40,31 @@ describe("quantized weights against float64 on the dequantised weights", () => {
     });
 });
 
+// A one-token prompt: every product then has a single activation row, so every matrix goes through
+// the decode kernels (on AVX-512 CPUs the K-quants' integer GEMVs, native/src/ops/quant_x24.cpp),
+// held to the same bar against position 0 of ref64.
+describe("the decode kernels against float64 on the dequantised weights", () => {
+  for (const [name] of CASES)
+    it(`${name}: a one-token prompt within 1e-4 of ref64, layer by layer, top-1 identical`, async () => {
+      const model = await Model.load(fixture(name, "model.gguf"));
+      const { nVocab: V, nEmbd: D, nLayer } = model.config;
+      const r = ref64(name, "golden-p1")!;
+      const tokens = model.tokenize(prompt("p1"));
+      const tr = await model.run(tokens.subarray(0, 1), { logitsLast: 1, capture: "blocks.*.hook_resid_post" });
+      const ref = r.get("logits")!.data.subarray(0, V);
+      const err = expectClose("position 0 logits", tr.logits, ref, 1e-4);
+      for (let l = 0; l < nLayer; l++)
+        expectClose(`layers.${l}.out`, tr.get(`blocks.${l}.hook_resid_post`).data, r.get(`layers.${l}.out`)!.data.subarray(0, D), 1e-4);
+      const argmax = (a: ArrayLike<number>) => {
+        let b = 0;
+        for (let i = 1; i < V; i++) if (a[i] > a[b]) b = i;
+        return b;
+      };
+      expect(argmax(tr.logits)).toBe(argmax(ref));
+      console.log(`${name} one-token logits vs ref64: ${err.toExponential(2)} (${model.config.dotKernel})`);
+    });
+});
+
 describe("opt-in fast mode (int8 activations)", () => {
   it("is not the default, is recorded, and its error against ref64 is measured and bounded", async () => {
     const model = await Model.load(fixture("small-scout-Q4_K_M", "model.gguf"));

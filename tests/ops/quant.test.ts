@@ -160,9 +160,13 @@ function sameFloats(got: Float32Array, want: Float32Array) {
 
 // |dot - exact| against the scale of the rounding error of a float32 sum: sqrt(sum (w_i x_i)^2).
 function checkDot(type: number, row: Buffer, n: number, ntok: number, r: ReturnType<typeof rng>, label: string, offset = 0) {
-  const w = dequantRef(type, row, n);
   const x = new Float32Array(n * ntok);
   for (let i = 0; i < x.length; i++) x[i] = f(offset + r.normal());
+  checkDotOn(type, row, n, x, ntok, label);
+}
+
+function checkDotOn(type: number, row: Buffer, n: number, x: Float32Array, ntok: number, label: string) {
+  const w = dequantRef(type, row, n);
   const fast: Float32Array = native._dot(type, row, x, n, ntok);
   const portable: Float32Array = native._dotScalar(type, row, x, n, ntok);
   let errFast = 0, errPortable = 0, norm = 0;
@@ -333,6 +337,46 @@ describe("fused dot kernels match the float64 dot of the dequantised row", () =>
       for (const ntok of [1, 3, 8]) checkDot(type, row, n, ntok, r, `${name} offset x ntok=${ntok}`, 20);
       const wq: Buffer = native._quantize(type, new Float32Array(n).map(() => 0.02 * r.normal()));
       checkDot(type, wq, n, 1, r, `${name} offset x, quantised weights`, -20);
+    });
+    // The K-quants' decode on AVX-512 (native/src/ops/quant_x24.cpp) writes every 4 activations as
+    // three byte digits under a shared exponent: largest values right at the digits' limit
+    // (8355711.5 * 2^E), powers of two and the floats just below them, zeros, subnormals, huge
+    // values, and one large value among tiny ones. The same bound as every other input.
+    it(`${name}: activations at the edges of exponents and of the integer digits`, () => {
+      const r = rng(6000 + type);
+      const n = 4096;
+      const row = randomRow(type, n, r);
+      const special = (kind: number): number => {
+        const e = r.int(40) - 30, sign = r.int(2) ? -1 : 1;
+        switch (kind) {
+          case 0: return sign * (8355711 + [-1, -0.5, 0, 0.5, 1, 1.5][r.int(6)]) * 2 ** (e - 23);
+          case 1: return sign * 2 ** e;
+          case 2: return sign * f(2 ** e * (1 - 2 ** -24));
+          case 3: return 0;
+          case 4: return sign * 2 ** -140 * (1 + r.int(100));  // subnormal
+          case 5: return sign * 1e25 * r.next();
+          case 6: return sign * 1e4;
+          default: return sign * 1e-3 * r.next();
+        }
+      };
+      // One kind per activation row (a kind of huge values would hide the others' errors), one
+      // special value in each 4, the others normal, tiny or of the same kind.
+      for (let kind = 0; kind < 8; kind++)
+        for (const ntok of [1, 3]) {
+          const x = new Float32Array(n * ntok);
+          for (let i = 0; i < x.length; i += 4) {
+            const at = r.int(4);
+            for (let j = 0; j < 4; j++) x[i + j] = f(j === at ? special(kind) : [r.normal(), 1e-3 * r.normal(), special(kind)][r.int(3)]);
+          }
+          checkDotOn(type, row, n, x, ntok, `${name} edge x, kind ${kind}, ntok=${ntok}`);
+        }
+      // A NaN or an infinity among the activations makes the dot NaN or infinite, never finite.
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        const x = new Float32Array(n).map(() => f(r.normal()));
+        x[r.int(n)] = bad;
+        const got: Float32Array = native._dot(type, row, x, n, 1);
+        expect(Number.isFinite(got[0]), `${name} x with ${bad}`).toBe(false);
+      }
     });
     it(`${name}: dot_rows (16-row prefill panels) equals dot row by row, bit for bit`, () => {
       const r = rng(5000 + type);

@@ -71,6 +71,15 @@ void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const fl
       for (int64_t t = 0; t < T; t++) quantize_q8act(x + t * ldx, n_in, xq + t * ldq);
     }
   }
+  // Exact decode of K-quants on AVX-512 CPUs: x converted once for every thread (gemv_x24).
+  bool x24 = false;
+  for (int i = 0; i < n_outs; i++) x24 = x24 || (!int8 && T == 1 && tts[i]->gemv_x24);
+  if (x24) {
+    thread_local std::vector<uint8_t> x24_buf;  // as xq_buf
+    x24_buf.resize(x24_bytes(n_in));
+    xq = x24_buf.data();
+    convert_x24(x, n_in, xq);
+  }
   // Rows in groups of 16 keep each thread's writes apart (no false sharing on y).
   pool.parallel_for(start[n_outs], 16, [&](int64_t g0, int64_t g1, int) {
     for (int i = 0; i < n_outs; i++) {
@@ -84,6 +93,7 @@ void matmul_out_major(ThreadPool& pool, const MatOut* outs, int n_outs, const fl
       for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
         const int nt = (int)std::min(kTokenTile, T - t0);
         if (int8) (per256 ? tts[i]->gemm_q8k : tts[i]->dot_q8act)(w, W.stride, r1 - r0, xq + t0 * ldq, ldq, n_in, nt, y + t0 * ldy, ldy);
+        else if (x24 && tts[i]->gemv_x24) tts[i]->gemv_x24(w, W.stride, r1 - r0, xq, n_in, y);
         else tts[i]->dot_rows(w, W.stride, r1 - r0, x + t0 * ldx, ldx, n_in, nt, y + t0 * ldy, ldy);
       }
     }

@@ -11,7 +11,8 @@
 namespace moescope {
 
 enum class Precision {
-  Exact,  // float32 activations, float32 accumulation: the default, and always for routers
+  Exact,  // float32 activations (or float32's precision: quant_x24.cpp), float32 accumulation: the
+          // default, and always for routers
   Fast,   // opt-in: activations rounded to int8 as llama.cpp rounds them for the weight type (per 256
           // values for the K-quants, per 32 for Q8_0 and Q4_0), ~1e-3 relative error, in the products
           // where that is the faster kernel (matmul.cpp's kernel_family)

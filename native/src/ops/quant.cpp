@@ -337,11 +337,11 @@ struct Registry {
 Registry build_registry() {
   Registry r{};
   auto known = [&](GgmlType t, const char* name, int64_t bs, size_t ts) {
-    r.traits[(int)t] = TypeTraits{name, bs, ts, false, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0};
+    r.traits[(int)t] = TypeTraits{name, bs, ts, false, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr};
     r.defined[(int)t] = true;
   };
   auto unknown_id = [&](int id, const char* name, int64_t bs, size_t ts) {
-    r.traits[id] = TypeTraits{name, bs, ts, false, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0};
+    r.traits[id] = TypeTraits{name, bs, ts, false, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, nullptr};
     r.defined[id] = true;
   };
   // Types GGUF defines that moescope does not compute with: sizes only.
@@ -382,7 +382,8 @@ Registry build_registry() {
     // exact kernels, so without AVX2 the K-quants' fast mode computes exactly (its twin is for tests).
     DotQ8ActFn gemm = simd ? avx2_gemm_q8k((uint32_t)t) : nullptr;
     const int64_t q8_tokens = q8 ? dot_q8act_max_tokens(q8) : 0;
-    r.traits[(int)t] = TypeTraits{name, bs, ts, true, to_float, dot, from_float, dot_rows, q8, gemm, q8_tokens};
+    const GemvX24Fn x24 = simd && avx512_available() ? avx512_gemv_x24((uint32_t)t) : nullptr;
+    r.traits[(int)t] = TypeTraits{name, bs, ts, true, to_float, dot, from_float, dot_rows, q8, gemm, q8_tokens, x24};
     r.defined[(int)t] = true;
   };
 #define MOESCOPE_FULL_TYPE(T, BS, TS, dec, quantize) \

@@ -1,6 +1,7 @@
 // Weight types: the registry of every tensor element type moescope reads (ggml's numbering, as in
 // GGUF files), with an exact dequantiser and fused dot kernels that never materialise dequantised
-// weights. Activations are always float32; accumulation is float32.
+// weights. Activations are float32 (the K-quants' decode on AVX-512 CPUs holds each 4 of them as a
+// 24-bit integer under a shared exponent, float32's precision: gemv_x24); accumulation is float32.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -45,6 +46,11 @@ struct TypeTraits {
   // Up to how many activation rows dot_q8act is faster than the exact kernels (ops/matmul.cpp uses
   // them beyond): 4 for the row-by-row dots, no limit for AVX-512's Q8_0 tile (quant_q8act.cpp).
   int64_t dot_q8act_max_tokens;
+  // Exact decode of the K-quants where the CPU has AVX-512 with VNNI: `dot_rows` for one activation
+  // row, in integers, against x converted once by convert_x24 (quant_x24.cpp: exact to float32's
+  // precision), so that the rows of every thread share one conversion. dot_rows with ntok == 1 gives
+  // the same bits (it converts x itself). nullptr elsewhere and for other types.
+  void (*gemv_x24)(const void* w, size_t row_stride, int64_t nrows, const void* x24, int64_t n, float* out);
 };
 
 // Fast mode activations for dot_q8act: n floats (n % 32 == 0) -> q8act_row_bytes(n) bytes: int8
@@ -56,6 +62,11 @@ void quantize_q8act(const float* x, int64_t n, void* dst);
 // int16 sum of every 16 (quant_blocks.h, Q8KRow).
 inline size_t q8k_row_bytes(int64_t n) { return (size_t)n + (size_t)(n / 256) * 4 + (size_t)(n / 16) * 2; }
 void quantize_q8k(const float* x, int64_t n, void* dst);
+
+// gemv_x24's activations: n floats (n % 256 == 0) -> x24_bytes(n) bytes. Only where a type has
+// gemv_x24.
+size_t x24_bytes(int64_t n);
+void convert_x24(const float* x, int64_t n, void* dst);
 
 // nullptr for an id GGUF does not define.
 const TypeTraits* type_traits(uint32_t type_id);

@@ -2,11 +2,11 @@
 // since Cascade Lake): the places where a 512-bit register does twice what an AVX2 one does per
 // instruction. The AVX2 kernels (quant_avx2.cpp) call them when avx512_available() said yes.
 //
-// The decode GEMVs (ntok == 1): the AVX2 ones (quant_avx2.cpp) with 16 lanes: one widening gives
-// 16 quants, one convert and one FMA take 16 weights. Same formulation (block and sub-block scales
-// multiply partial sums, K-quant mins use the sub-block sums of x), so the same error bounds; the
-// float32 sums are taken in another order than AVX2's, so the last bits differ between the two kinds
-// of CPU (each within the tests' bounds; dot and dot_rows still agree bit for bit on one machine).
+// The decode GEMVs (ntok == 1) of Q8_0 and Q4_0: the AVX2 ones (quant_avx2.cpp) with 16 lanes: one
+// widening gives 16 quants, one convert and one FMA take 16 weights. Same formulation (block scales
+// multiply partial sums), so the same error bounds; the float32 sums are taken in another order than
+// AVX2's, so the last bits differ between the two kinds of CPU (each within the tests' bounds; dot and
+// dot_rows still agree bit for bit on one machine). The K-quants' GEMVs are quant_x24.cpp's.
 //
 // The prefill panels' weights: Q8_0, Q4_K and Q6_K decoded straight into the k-major order the tile
 // reads (the same floats as quant_avx2.cpp's decoders; the section's comment says how).
@@ -85,48 +85,6 @@ float gemv_q4_0(const void* w, int64_t nb, const float* x) {
   return hsum16(_mm512_add_ps(acc0, acc1));
 }
 
-// Q4_K / Q5_K; xs: the sums of x over each 32-element sub-block (quant_avx2.cpp computes them once
-// for all rows). As the AVX2 GEMV, each block's scaled sums minus its min term are added to the
-// running sum block by block, so that a large common offset in x cancels within the block.
-template <bool FIVE_BITS>
-float gemv_kquant(const void* w, int64_t nb, const float* x, const float* xs) {
-  const kquant_block<FIVE_BITS>* b = (const kquant_block<FIVE_BITS>*)w;
-  const __m512i m4 = _mm512_set1_epi32(0x0F), one = _mm512_set1_epi32(1);
-  alignas(32) float dsc[8];
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t k = 0; k < nb; ++k, x += QK_K, xs += 8) {
-    prefetch_ahead<sizeof(b[k])>(b + k);
-    const __m256 d = _mm256_set1_ps(half_to_float(b[k].d)), dmin = _mm256_set1_ps(half_to_float(b[k].dmin));
-    const __m128i sm = scales_mins_k4(b[k].scales);
-    const __m256i sc = _mm256_cvtepu8_epi32(sm), mn = _mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8));
-    _mm256_store_ps(dsc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc)));  // d * sc, per sub-block
-    const __m256 bm = _mm256_mul_ps(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mn)), _mm256_loadu_ps(xs));  // dmin * m * sum x
-    const uint8_t* qs = b[k].qs;
-    const uint8_t* qh = kquant_qh(b[k]);
-    __m512 bd0 = _mm512_setzero_ps(), bd1 = _mm512_setzero_ps();
-    MS_UNROLL for (int j = 0; j < 4; ++j) {
-      const float* xa = x + 64 * j;  // sub-block 2j (low nibbles); 2j + 1 (high nibbles) at xa + 32
-      __m512 sa = _mm512_setzero_ps(), sb = sa;
-      MS_UNROLL for (int l = 0; l < 32; l += 16) {
-        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(qs + 32 * j + l)));
-        __m512i qa = _mm512_and_si512(v, m4), qb = _mm512_srli_epi32(v, 4);
-        if (FIVE_BITS) {
-          const __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(qh + l)));
-          qa = _mm512_or_si512(qa, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, 2 * j), one), 4));
-          qb = _mm512_or_si512(qb, _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, 2 * j + 1), one), 4));
-        }
-        sa = _mm512_fmadd_ps(_mm512_cvtepi32_ps(qa), _mm512_loadu_ps(xa + l), sa);
-        sb = _mm512_fmadd_ps(_mm512_cvtepi32_ps(qb), _mm512_loadu_ps(xa + 32 + l), sb);
-      }
-      bd0 = _mm512_fmadd_ps(_mm512_set1_ps(dsc[2 * j]), sa, bd0);
-      bd1 = _mm512_fmadd_ps(_mm512_set1_ps(dsc[2 * j + 1]), sb, bd1);
-    }
-    // bm's lanes are sub-blocks, bd's element positions: only the sum over lanes matters.
-    acc = _mm512_add_ps(acc, _mm512_sub_ps(_mm512_add_ps(bd0, bd1), _mm512_zextps256_ps512(bm)));
-  }
-  return hsum16(acc);
-}
-
 // A Q6_K block's 256 quants, q - 32, as signed bytes in element order at q (32-byte aligned).
 MS_INLINE void q6k_signed_bytes(const block_q6_K& b, int8_t* q) {
   const __m256i bias = _mm256_set1_epi8(32);
@@ -135,24 +93,6 @@ MS_INLINE void q6k_signed_bytes(const block_q6_K& b, int8_t* q) {
     q6k_unsigned(b, h, u);
     MS_UNROLL for (int g = 0; g < 4; ++g) _mm256_store_si256((__m256i*)(q + 128 * h + 32 * g), _mm256_sub_epi8(u[g], bias));
   }
-}
-
-// Q6_K: a block's quants assembled as signed bytes in element order (q6k_signed_bytes),
-// then one 16-element sub-block per register: widen, convert, multiply into x, scale once.
-float gemv_q6_K(const void* w, int64_t nb, const float* x) {
-  const block_q6_K* b = (const block_q6_K*)w;
-  alignas(32) int8_t q[QK_K];
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  for (int64_t k = 0; k < nb; ++k, x += QK_K) {
-    prefetch_ahead<sizeof(block_q6_K)>(b + k);
-    q6k_signed_bytes(b[k], q);
-    const __m512 ds = _mm512_mul_ps(_mm512_set1_ps(half_to_float(b[k].d)), i8x16(b[k].scales));  // d * scale
-    alignas(64) float dsa[16];
-    _mm512_store_ps(dsa, ds);
-    MS_UNROLL for (int s = 0; s < 16; ++s)
-      acc[s & 3] = _mm512_fmadd_ps(_mm512_set1_ps(dsa[s]), _mm512_mul_ps(i8x16(q + 16 * s), _mm512_loadu_ps(x + 16 * s)), acc[s & 3]);
-  }
-  return hsum16(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
 // ---- the prefill panels' weights, decoded straight into k-major order ----
@@ -363,9 +303,6 @@ PanelDecodeFn panel_decode_avx512(uint32_t type_id) {
 
 float gemv_q8_0_avx512(const void* w, int64_t nb, const float* x) { return gemv_q8_0(w, nb, x); }
 float gemv_q4_0_avx512(const void* w, int64_t nb, const float* x) { return gemv_q4_0(w, nb, x); }
-float gemv_q6_K_avx512(const void* w, int64_t nb, const float* x) { return gemv_q6_K(w, nb, x); }
-float gemv_q4_K_avx512(const void* w, int64_t nb, const float* x, const float* xs) { return gemv_kquant<false>(w, nb, x, xs); }
-float gemv_q5_K_avx512(const void* w, int64_t nb, const float* x, const float* xs) { return gemv_kquant<true>(w, nb, x, xs); }
 
 }  // namespace moescope::quant
 
@@ -393,9 +330,6 @@ void panel_pair_tiles_avx512(const float*, const float*, int64_t, const float*, 
 PanelDecodeFn panel_decode_avx512(uint32_t) { return nullptr; }
 float gemv_q8_0_avx512(const void*, int64_t, const float*) { return 0.0f; }
 float gemv_q4_0_avx512(const void*, int64_t, const float*) { return 0.0f; }
-float gemv_q6_K_avx512(const void*, int64_t, const float*) { return 0.0f; }
-float gemv_q4_K_avx512(const void*, int64_t, const float*, const float*) { return 0.0f; }
-float gemv_q5_K_avx512(const void*, int64_t, const float*, const float*) { return 0.0f; }
 }  // namespace moescope::quant
 
 #endif

@@ -250,12 +250,14 @@ void panel_pair_tiles_avx512(const float* pa, const float* pb, int64_t cnt, cons
 // as the AVX2 decoders. nullptr for types without one (they decode row by row and transpose).
 using PanelDecodeFn = void (*)(const uint8_t* w, size_t stride, int prow, int64_t i0, float* pk);
 PanelDecodeFn panel_decode_avx512(uint32_t type_id);
-// And the exact decode GEMVs of one row of nb blocks (quant_avx2.cpp's, in 16 lanes); the K-quants
-// take xs, the sums of x over each 32-element sub-block.
+// And the exact decode GEMVs of one row of nb blocks (quant_avx2.cpp's, in 16 lanes).
 float gemv_q8_0_avx512(const void* w, int64_t nb, const float* x);
 float gemv_q4_0_avx512(const void* w, int64_t nb, const float* x);
-float gemv_q6_K_avx512(const void* w, int64_t nb, const float* x);
-float gemv_q4_K_avx512(const void* w, int64_t nb, const float* x, const float* xs);
-float gemv_q5_K_avx512(const void* w, int64_t nb, const float* x, const float* xs);
+// quant_x24.cpp, only where avx512_available(): the K-quants' exact decode GEMVs, in integers
+// (TypeTraits::gemv_x24; nullptr for other types), and dot_rows_x24, the same from float x: out[r] =
+// row r . x (false, and nothing done, for other types).
+using GemvX24Fn = void (*)(const void* w, size_t row_stride, int64_t nrows, const void* x24, int64_t n, float* out);
+GemvX24Fn avx512_gemv_x24(uint32_t type_id);
+bool dot_rows_x24(uint32_t type_id, const void* w, size_t stride, int64_t nrows, const float* x, int64_t n, float* out);
 
 }  // namespace moescope::quant
