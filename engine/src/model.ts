@@ -71,7 +71,8 @@ export interface RunOptions {
    * with each 4 activations held to float32's 24-bit precision under a shared exponent: as close to
    * float64 as float32 arithmetic). "fast": quantized weights are multiplied with activations
    * rounded to int8 as llama.cpp rounds them: per 256 values for the K-quants (Q4_K, Q5_K, Q6_K; on
-   * CPUs with AVX2, elsewhere they stay exact), per 32 for Q8_0 and Q4_0 (in products of up to 4
+   * CPUs with AVX2, elsewhere they stay exact, and so do their decode steps on AVX-512 CPUs, whose
+   * exact integer kernels are as fast), per 32 for Q8_0 and Q4_0 (in products of up to 4
    * tokens, where longer ones are faster exact; Q8_0 in every product on CPUs with AVX-512 VNNI).
    * About 1e-3 relative error per matmul, and logits as far from float64 as llama.cpp's: enough to
    * flip routing decisions and generated tokens (see BENCHMARKS.md). Routers and float weights always

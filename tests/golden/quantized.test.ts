@@ -81,4 +81,12 @@ describe("opt-in fast mode (int8 activations)", () => {
     expect(eFast).toBeGreaterThan(eExact); // it really is a different computation
     expect(eFast).toBeLessThan(0.5);       // and still the same model
   });
+  it("keeps K-quant decode steps exact where the exact kernels are as fast (AVX-512 VNNI) or the only ones", async () => {
+    const model = await Model.load(fixture("small-scout-Q4_K_M", "model.gguf"));
+    const one = model.tokenize(prompt("p1")).subarray(0, 1);  // every product a decode step
+    const exact = await model.run(one, { logitsLast: 1 });
+    const fast = await model.run(one, { logitsLast: 1, precision: "fast" });
+    const same = exact.logits.every((v, i) => v === fast.logits[i]);
+    expect(same, model.config.dotKernel).toBe(model.config.dotKernel !== "avx2+fma");
+  });
 });

@@ -23,9 +23,12 @@ constexpr int64_t kTokenTile = 128;
 // Which kernels compute a product of T activation rows: the exact ones, the int8 dot (activations
 // rounded per 32) or the int8 GEMM (per 256). The matrices of one op_matmul_group range share one,
 // so that one rounded copy of the activations serves them all.
+// A K-quant decode step (T == 1) on AVX-512 stays exact in fast mode too: the integer GEMVs of
+// gemv_x24 run as fast as gemm_q8k's (kernel, one core, from L2: Q4_K 17.0 against 15.4 GB/s, Q6_K
+// 29 against 26.5), so rounding x to int8 there would add error and buy nothing.
 enum class Family { Exact, Int8Dot, Int8Gemm };
 Family kernel_family(const Mat& W, const TypeTraits& tt, int64_t T, Precision precision) {
-  if (precision != Precision::Fast || W.n_in % 32 != 0) return Family::Exact;
+  if (precision != Precision::Fast || W.n_in % 32 != 0 || (T == 1 && tt.gemv_x24)) return Family::Exact;
   if (tt.gemm_q8k) return Family::Int8Gemm;
   return tt.dot_q8act && T <= tt.dot_q8act_max_tokens ? Family::Int8Dot : Family::Exact;
 }
