@@ -494,12 +494,6 @@ MS_INLINE float gemv_kquant(const kquant_block<FIVE_BITS>* b, int64_t nb, const 
   return hsum8(acc);
 }
 
-// One piece of a K-quant row, in 16 lanes where the CPU has AVX-512.
-template <bool FIVE_BITS>
-MS_INLINE float gemv_kquant_piece(const kquant_block<FIVE_BITS>* b, int64_t nb, const float* x, const float* xs) {
-  return gemv_kquant<FIVE_BITS>(b, nb, x, xs);
-}
-
 // A K-quant row with its own sub-block sums (single-row calls); rows longer than the stack
 // buffer go in pieces.
 template <bool FIVE_BITS>
@@ -510,7 +504,7 @@ MS_INLINE float gemv_kquant_row(const kquant_block<FIVE_BITS>* b, int64_t nb, co
   for (int64_t k0 = 0; k0 < nb; k0 += PIECE / QK_K) {
     const int64_t kn = nb - k0 < PIECE / QK_K ? nb - k0 : PIECE / QK_K;
     subblock_sums(x + k0 * QK_K, kn * QK_K, xs);
-    total += gemv_kquant_piece<FIVE_BITS>(b + k0, kn, x + k0 * QK_K, xs);
+    total += gemv_kquant<FIVE_BITS>(b + k0, kn, x + k0 * QK_K, xs);
   }
   return total;
 }
@@ -638,7 +632,7 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
         float total = 0.0f;
         for (int64_t k0 = 0; k0 < nb; k0 += PIECE_BLOCKS) {
           const int64_t kn = nb - k0 < PIECE_BLOCKS ? nb - k0 : PIECE_BLOCKS;
-          total += gemv_kquant_piece<FIVE>((const kquant_block<FIVE>*)(wb + r * stride) + k0, kn, x + k0 * QK_K, xs + k0 * 8);
+          total += gemv_kquant<FIVE>((const kquant_block<FIVE>*)(wb + r * stride) + k0, kn, x + k0 * QK_K, xs + k0 * 8);
         }
         out[r] = total;
       }
