@@ -189,8 +189,8 @@ void convert_x24(const float* x, int64_t n, void* dst) {
     m = _mm512_max_ps(m, _mm512_permute_ps(m, 0xB1));
     m = _mm512_max_ps(m, _mm512_permute_ps(m, 0x4E));
     // m < 2^(getexp(m) + 1): E = getexp(m) - 22 puts m / 2^E in [2^22, 2^23), one more where that
-    // passes the digits. At least -126: 2^-E stays a float (zeros and tiny values: absolute
-    // precision 2^-149).
+    // passes the digits. At least -126, so that 2^E is a normal float: fours whose largest |x| is
+    // below 2^-104 are rounded to 2^-127 absolute.
     __m512 E = _mm512_max_ps(_mm512_sub_ps(_mm512_getexp_ps(m), _mm512_set1_ps(22.0f)), _mm512_set1_ps(-126.0f));
     E = _mm512_mask_add_ps(E, _mm512_cmp_ps_mask(_mm512_scalef_ps(m, -E), digits_max, _CMP_GE_OQ), E, _mm512_set1_ps(1.0f));
     const __mmask16 bad = _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(m, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ);
