@@ -9,11 +9,12 @@
 // product to 2^-24 of itself). For each lane vpdpbusd gives sum q * a exactly; by Horner,
 // lane = ((sum q a) * 256 + sum q b) * 256 + sum q c is the exact integer sum of q * x / 2^E over the
 // four (|lane| <= 4 * 63 * 128 * 65793 < 2^31 for 6-bit quants). Each lane is converted to float once
-// and multiplied by d * scale * 2^E; the K-quant mins (Q6_K: the -32 offset) use the sum of the
-// rounded x over each 16, so both terms see the same x and a common offset in x cancels within the
-// block as in the float kernels. Against ref64, the Q4_K_M / Q6_K fixtures' logits stay as close as
-// with the float kernels (tests/golden); tests/ops hold these GEMVs to the float ones' bound against
-// the dequantised rows, also for activations at the edges of the digits.
+// and multiplied by d * scale * 2^E; the K-quant mins (Q6_K: the -32 offset) use the sums of the
+// rounded x over each sub-block (32; Q6_K: 16), so both terms see the same x and a common offset in
+// x cancels within the block as in the float kernels. Against ref64, a one-token prompt's logits are
+// 1.2-1.6e-6 away on the Q4_K_M / Q6_K fixtures (the float kernels: 0.6-1.4e-6; tests/golden);
+// tests/ops hold these GEMVs to the float ones' bound against the dequantised rows, also for
+// activations at the edges of the digits.
 //
 // x is converted once per matrix product (ops/matmul.cpp, through TypeTraits::gemv_x24) or per
 // dot_rows call; either way each row's dot is the same computation and gives the same bits.
