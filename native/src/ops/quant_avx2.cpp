@@ -509,19 +509,10 @@ MS_INLINE float gemv_kquant_row(const kquant_block<FIVE_BITS>* b, int64_t nb, co
   return total;
 }
 
-// Where the CPU has AVX-512 (with VNNI), the K-quants' GEMVs are quant_x24.cpp's, in integers.
-MS_INLINE float gemv_x24(GgmlType t, const void* b, int64_t nb, const float* x) {
-  float out;
-  dot_rows_x24((uint32_t)t, b, 0, 1, x, nb * QK_K, &out);
-  return out;
-}
-
 float gemv_q4_K(const block_q4_K* b, int64_t nb, const float* x) {
-  if (kAvx512) return gemv_x24(GgmlType::Q4_K, b, nb, x);
   return gemv_kquant_row<false>(b, nb, x);
 }
 float gemv_q5_K(const block_q5_K* b, int64_t nb, const float* x) {
-  if (kAvx512) return gemv_x24(GgmlType::Q5_K, b, nb, x);
   return gemv_kquant_row<true>(b, nb, x);
 }
 
@@ -531,7 +522,6 @@ float gemv_q5_K(const block_q5_K* b, int64_t nb, const float* x) {
 // through the helper this GEMV compiled to a 10 % slower loop (`node tests/ops/kernel-ab.js exact
 // Q6_K 1024 2048 48`, three runs).
 float gemv_q6_K(const block_q6_K* b, int64_t nb, const float* x) {
-  if (kAvx512) return gemv_x24(GgmlType::Q6_K, b, nb, x);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), m30 = _mm256_set1_epi8(0x30);
   const __m256i bias = _mm256_set1_epi8(32);
   alignas(32) int8_t q[QK_K];  // the block's quants in element order; widened from here like Q8_0's
@@ -604,6 +594,7 @@ __attribute__((noinline)) void panel_rows(const uint8_t* w, size_t stride, int64
 
 template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
 void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
+  if (ntok == 1 && kAvx512 && dot_rows_x24((uint32_t)T::kType, w, 0, 1, x, n, out)) return;  // K-quants: quant_x24.cpp
   if (ntok == 1) out[0] = GEMV((const typename T::block*)w, n / T::QK, x);
   else panel_rows<DecodeBlocks<T>>((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo);
 }
@@ -616,7 +607,7 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
   const uint8_t* wb = (const uint8_t*)w;
   int64_t r = 0;
   if (ntok > 1) return panel_rows<DecodeBlocks<T>>(wb, stride, nrows, x, ldx, n, ntok, out, ldo);
-  if (kAvx512 && dot_rows_x24((uint32_t)T::kType, wb, stride, nrows, x, n, out)) return;  // K-quants
+  if (kAvx512 && dot_rows_x24((uint32_t)T::kType, wb, stride, nrows, x, n, out)) return;  // K-quants: quant_x24.cpp
   if constexpr (T::KQUANT_BITS != 0) {
     // Decode of Q4_K/Q5_K rows: the sub-block sums of x are computed once for all rows, and each
     // row is then summed exactly as gemv_kquant_row sums it (same pieces), so the result is the
