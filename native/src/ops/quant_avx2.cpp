@@ -592,9 +592,15 @@ __attribute__((noinline)) void panel_rows(const uint8_t* w, size_t stride, int64
   dot_panels(w, stride, nrows, x, ldx, n, ntok, out, ldo, Decode{});
 }
 
+// The K-quants, whose decode has integer kernels on AVX-512 CPUs (quant_x24.cpp); decided at compile
+// time so that Q8_0's and Q4_0's row-by-row decode does not ask at every row.
+template <class T>
+constexpr bool kHasX24 = T::kType == GgmlType::Q4_K || T::kType == GgmlType::Q5_K || T::kType == GgmlType::Q6_K;
+
 template <class T, float (*GEMV)(const typename T::block*, int64_t, const float*)>
 void dot_blocks(const void* w, const float* x, int64_t ldx, int64_t n, int ntok, float* out, int64_t ldo) {
-  if (ntok == 1 && kAvx512 && dot_rows_x24((uint32_t)T::kType, w, 0, 1, x, n, out)) return;  // K-quants: quant_x24.cpp
+  if constexpr (kHasX24<T>)
+    if (ntok == 1 && kAvx512 && dot_rows_x24((uint32_t)T::kType, w, 0, 1, x, n, out)) return;
   if (ntok == 1) out[0] = GEMV((const typename T::block*)w, n / T::QK, x);
   else panel_rows<DecodeBlocks<T>>((const uint8_t*)w, 0, 1, x, ldx, n, ntok, out, ldo);
 }
@@ -607,7 +613,8 @@ void dot_rows_blocks(const void* w, size_t stride, int64_t nrows, const float* x
   const uint8_t* wb = (const uint8_t*)w;
   int64_t r = 0;
   if (ntok > 1) return panel_rows<DecodeBlocks<T>>(wb, stride, nrows, x, ldx, n, ntok, out, ldo);
-  if (kAvx512 && dot_rows_x24((uint32_t)T::kType, wb, stride, nrows, x, n, out)) return;  // K-quants: quant_x24.cpp
+  if constexpr (kHasX24<T>)
+    if (kAvx512 && dot_rows_x24((uint32_t)T::kType, wb, stride, nrows, x, n, out)) return;
   if constexpr (T::KQUANT_BITS != 0) {
     // Decode of Q4_K/Q5_K rows: the sub-block sums of x are computed once for all rows, and each
     // row is then summed exactly as gemv_kquant_row sums it (same pieces), so the result is the
